@@ -1,0 +1,87 @@
+"""Relance settings: one class, read once from the environment and `.env`.
+
+The variable names (``RELANCE_*``) are a public contract: the README, docker-compose.yml and the
+tests rely on them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REAL_DAY_SECONDS = 86400.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".relance")
+
+    # Temporal. No address means the embedded dev server that `relance dev` starts.
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    task_queue: str = "relance"
+
+    # SQL store. Unset: a SQLite file in the data dir.
+    database_url: str | None = None
+
+    # Email. The outbox writes one .eml per message; SendGrid needs an API key.
+    email_backend: Literal["outbox", "sendgrid"] | None = None
+    outbox_dir: Path | None = None
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_host: str = "https://api.sendgrid.com"
+    email_from: str = "relance@example.com"
+    # Where mediation and legal hand-off files are sent.
+    mediator_email: str = "mediation@example.com"
+    legal_partner_email: str = "legal@example.com"
+    collectors_email: str = "collectors@example.com"
+
+    # Length of a day in seconds: real days in production, seconds in demos.
+    day_seconds: float = Field(default=REAL_DAY_SECONDS, gt=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    # Seconds an API call waits for the workflow to answer an Update or Query.
+    rpc_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    worker_max_concurrent_activities: int = Field(default=16, ge=1)
+    worker_graceful_shutdown_seconds: float = Field(default=15.0, ge=0)
+    metrics_bind_address: str | None = None
+
+    @model_validator(mode="after")
+    def _check_email_backend(self) -> Settings:
+        if self.email_backend is None:
+            self.email_backend = "sendgrid" if self.sendgrid_api_key else "outbox"
+        if self.email_backend == "sendgrid" and not self.sendgrid_api_key:
+            raise ValueError("RELANCE_EMAIL_BACKEND=sendgrid needs RELANCE_SENDGRID_API_KEY")
+        if self.environment == "production" and self.email_from.endswith("@example.com"):
+            raise ValueError("set RELANCE_EMAIL_FROM to a real sender address in production")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'relance.db'}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"127.0.0.1:{self.temporal_port}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
