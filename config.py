@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     mediator_email: str = "mediation@example.com"
     legal_partner_email: str = "legal@example.com"
     collectors_email: str = "collectors@example.com"
+    # What debtors read: who is collecting, and how to pay.
+    creditor_name: str = "Relance Demo SAS"
+    payment_instructions: str = "Bank transfer to IBAN FR76 0000 0000 0000 0000 0000 000"
+    playbooks_dir: Path | None = None
+    default_playbook: str = "default"
 
     # Length of a day in seconds: real days in production, seconds in demos.
     day_seconds: float = Field(default=REAL_DAY_SECONDS, gt=0)

@@ -1,0 +1,224 @@
+"""Sending a message, exactly once.
+
+Temporal runs an activity at least once; the store makes the effect happen once. Before
+sending, the activity reserves the message's idempotency key under a UNIQUE constraint; once
+the provider accepted it, the row is marked sent. A retry that finds a sent row returns without
+sending. (A crash in the instant between the provider's acceptance and the mark is the one
+window where a retry sends again; the outbox is immune, since it overwrites its own file.)
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.email import EmailSender, OutgoingEmail, PermanentSendError, TransientSendError
+from config import Settings
+from domain.law import statement_of_amounts
+from domain.money import Money
+from domain.playbook import Channel, Recipient, Tone
+from messages import MessageContext, Renderer, TemplateNotFound
+from store.engine import transaction
+from store.tables import Debtor, Interaction, InteractionStatus, Invoice, utcnow
+
+
+def message_key(invoice_number: str, step_id: str, channel: Channel, recipient: Recipient) -> str:
+    """The one builder of idempotency keys: `<invoice>:<step>:<channel>[:<recipient>]`."""
+    key = f"{invoice_number}:{step_id}:{channel.value}"
+    return key if recipient == Recipient.DEBTOR else f"{key}:{recipient.value}"
+
+
+class SendRequest(BaseModel):
+    invoice_number: str
+    step_id: str
+    channel: Channel
+    recipient: Recipient = Recipient.DEBTOR
+    template: str
+    tone: Tone
+    planned_at: datetime
+    # The calendar day the message speaks of (interest and days late are counted to it).
+    as_of: date
+    outstanding: Money
+    paid: Money | None = None
+    approval_id: str | None = None
+    target_stage: str | None = None
+
+
+class SendOutcome(BaseModel):
+    key: str
+    status: InteractionStatus
+    provider_message_id: str | None = None
+    # True when an earlier attempt had already sent it.
+    replayed: bool = False
+
+
+class MessagingActivities:
+    def __init__(
+        self, engine: Engine, sender: EmailSender, renderer: Renderer, settings: Settings
+    ) -> None:
+        self._engine = engine
+        self._sender = sender
+        self._renderer = renderer
+        self._settings = settings
+
+    @activity.defn(name="send_message")
+    def send_message(self, request: SendRequest) -> SendOutcome:
+        key = message_key(
+            request.invoice_number, request.step_id, request.channel, request.recipient
+        )
+        interaction = self._reserve(request, key)
+        if interaction.status == InteractionStatus.SENT:
+            return SendOutcome(
+                key=key,
+                status=InteractionStatus.SENT,
+                provider_message_id=interaction.provider_message_id,
+                replayed=True,
+            )
+        if request.channel != Channel.EMAIL:
+            self._finish(key, InteractionStatus.FAILED, error="channel not available yet")
+            raise ApplicationError(
+                f"channel {request.channel.value} is not available",
+                type="ChannelUnavailable",
+                non_retryable=True,
+            )
+        email = self._compose(request, key)
+        try:
+            receipt = self._sender.send(email)
+        except PermanentSendError as exc:
+            self._finish(key, InteractionStatus.FAILED, error=str(exc), subject=email.subject)
+            raise ApplicationError(str(exc), type="PermanentSendError", non_retryable=True) from exc
+        except TransientSendError as exc:
+            self._finish(key, InteractionStatus.PENDING, error=str(exc), subject=email.subject)
+            raise
+        self._finish(
+            key,
+            InteractionStatus.SENT,
+            subject=email.subject,
+            provider=receipt.provider,
+            provider_message_id=receipt.provider_message_id,
+        )
+        return SendOutcome(
+            key=key, status=InteractionStatus.SENT, provider_message_id=receipt.provider_message_id
+        )
+
+    def _reserve(self, request: SendRequest, key: str) -> Interaction:
+        try:
+            with transaction(self._engine) as session:
+                found = session.exec(
+                    select(Interaction).where(Interaction.idempotency_key == key)
+                ).first()
+                if found is not None:
+                    return found
+                row = Interaction(
+                    idempotency_key=key,
+                    invoice_number=request.invoice_number,
+                    step_id=request.step_id,
+                    channel=request.channel,
+                    recipient=request.recipient,
+                    template=request.template,
+                    planned_at=request.planned_at,
+                )
+                session.add(row)
+                return row
+        except IntegrityError:
+            # Another attempt reserved it between our read and our insert: use theirs.
+            with transaction(self._engine) as session:
+                return session.exec(
+                    select(Interaction).where(Interaction.idempotency_key == key)
+                ).one()
+
+    def _finish(
+        self,
+        key: str,
+        status: InteractionStatus,
+        *,
+        error: str | None = None,
+        subject: str | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+    ) -> None:
+        with transaction(self._engine) as session:
+            row = session.exec(select(Interaction).where(Interaction.idempotency_key == key)).one()
+            row.status = status
+            row.attempts += 1
+            row.error = error
+            row.subject = subject or row.subject
+            if status == InteractionStatus.SENT:
+                row.provider = provider
+                row.provider_message_id = provider_message_id
+                row.sent_at = utcnow()
+            session.add(row)
+
+    def _compose(self, request: SendRequest, key: str) -> OutgoingEmail:
+        with transaction(self._engine) as session:
+            invoice = session.get(Invoice, request.invoice_number)
+            debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
+        if invoice is None or debtor is None:
+            raise ApplicationError(
+                f"invoice {request.invoice_number} or its debtor is missing from the store",
+                type="MissingInvoice",
+                non_retryable=True,
+            )
+        language = debtor.language if debtor.language in self._renderer.languages() else "en"
+        context = self._context(request, invoice, debtor, language)
+        try:
+            rendered = self._renderer.render(request.template, context)
+        except TemplateNotFound as exc:
+            raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
+        to_email, to_name = self._address(request.recipient, debtor)
+        return OutgoingEmail(
+            idempotency_key=key,
+            to_email=to_email,
+            to_name=to_name,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            # Opaque ids only: SendGrid keeps custom args, and they come back in its events.
+            custom_args={"invoice": request.invoice_number, "step": request.step_id},
+            categories=[request.template],
+        )
+
+    def _address(self, recipient: Recipient, debtor: Debtor) -> tuple[str, str | None]:
+        match recipient:
+            case Recipient.DEBTOR:
+                return debtor.email, debtor.name
+            case Recipient.MEDIATOR:
+                return self._settings.mediator_email, None
+            case Recipient.LEGAL_PARTNER:
+                return self._settings.legal_partner_email, None
+            case Recipient.COLLECTORS:
+                return self._settings.collectors_email, None
+
+    def _context(
+        self, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str
+    ) -> MessageContext:
+        amount = Money.of(invoice.amount, invoice.currency)
+        statement = statement_of_amounts(request.outstanding, invoice.due_date, request.as_of)
+        late = request.as_of > invoice.due_date
+        return MessageContext(
+            language=language,
+            tone=request.tone,
+            invoice_number=invoice.number,
+            issue_date=invoice.issue_date,
+            due_date=invoice.due_date,
+            amount=amount,
+            outstanding=request.outstanding,
+            as_of=request.as_of,
+            days_late=max(0, (request.as_of - invoice.due_date).days),
+            debtor_name=debtor.name,
+            creditor_name=self._settings.creditor_name,
+            payment_instructions=self._settings.payment_instructions,
+            interest=statement.interest if late else None,
+            interest_rate=statement.rate if late else None,
+            indemnity=statement.indemnity if late else None,
+            total_due=statement.total if late else None,
+            paid=request.paid,
+            approval_id=request.approval_id,
+            target_stage=request.target_stage,
+        )

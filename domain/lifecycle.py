@@ -1,0 +1,113 @@
+"""The invoice lifecycle: stages, and the facts and messages a collection workflow works with.
+
+These are plain pydantic models (never SQLModel tables): they travel through Temporal, so they
+must be deterministic, small and free of personal data. Contact details stay in the store.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.money import Money
+
+
+class Stage(StrEnum):
+    UPCOMING = "upcoming"
+    OVERDUE = "overdue"
+    FORMAL_NOTICE = "formal_notice"
+    MEDIATION = "mediation"
+    LEGAL = "legal"
+    HANDED_OFF = "handed_off"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    WRITTEN_OFF = "written_off"
+
+
+TERMINAL_STAGES = frozenset({Stage.HANDED_OFF, Stage.PAID, Stage.CANCELLED, Stage.WRITTEN_OFF})
+
+# Escalation order: a playbook may only move forward along it.
+ESCALATION_ORDER = (
+    Stage.UPCOMING,
+    Stage.OVERDUE,
+    Stage.FORMAL_NOTICE,
+    Stage.MEDIATION,
+    Stage.LEGAL,
+)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+
+
+class InvoiceFacts(BaseModel):
+    """What the workflow knows of an invoice: ids, amounts and dates, no personal data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: str
+    debtor_id: str
+    amount: Money
+    issue_date: date
+    due_date: date
+    language: str = "fr"
+    country: str = "FR"
+    segment: str | None = None
+
+
+class PaymentInput(BaseModel):
+    reference: str = Field(min_length=1, max_length=128)
+    amount: Money
+    received_on: date | None = None
+
+
+class PaymentResult(BaseModel):
+    reference: str
+    amount: Money
+    outstanding: Money
+    stage: Stage
+    overpayment: Money | None = None
+
+
+class EscalationDecision(BaseModel):
+    approval_id: str
+    approve: bool
+    comment: str = ""
+    decided_by: str = Field(min_length=1)
+
+
+class NextStep(BaseModel):
+    step_id: str
+    stage: Stage
+    at: datetime
+    needs_approval: bool = False
+    note: str | None = None
+
+
+class PendingApproval(BaseModel):
+    approval_id: str
+    step_id: str
+    target_stage: Stage
+    requested_at: datetime
+
+
+class InvoiceStatus(BaseModel):
+    number: str
+    stage: Stage
+    outstanding: Money
+    next_step: NextStep | None = None
+    pending_approval: PendingApproval | None = None
+    overpayment: Money | None = None
+    # Increases with every recorded change, so the read model ignores stale snapshots.
+    revision: int = 0
+
+
+class DecisionResult(BaseModel):
+    approval_id: str
+    approved: bool
+    status: InvoiceStatus

@@ -1,0 +1,140 @@
+"""SQL tables: the durable record and read model behind the API.
+
+Workflows never import this module (SQLAlchemy does not belong in the sandbox): activities write
+here and the API reads. Every write an activity makes is keyed by a stable id under a UNIQUE
+constraint, so a retried activity finds its own earlier write instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Numeric, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from domain.lifecycle import ApprovalStatus
+
+AMOUNT = Numeric(18, 4)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Debtor(SQLModel, table=True):
+    # The back office's own id: opaque, no personal data.
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    email: str = Field(max_length=320)
+    country: str = Field(max_length=2)
+    language: str = Field(max_length=8)
+    segment: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Invoice(SQLModel, table=True):
+    number: str = Field(primary_key=True, max_length=64)
+    debtor_id: str = Field(foreign_key="debtor.id", index=True, max_length=64)
+    amount: Decimal = Field(sa_type=AMOUNT)
+    currency: str = Field(max_length=3)
+    issue_date: date
+    due_date: date = Field(index=True)
+    # Fingerprint of what the back office handed over, to tell a replay from a conflict.
+    fingerprint: str = Field(max_length=64)
+    playbook: str = Field(max_length=64)
+    playbook_version: int
+    # Read model, kept current by the workflow's activities.
+    stage: str = Field(default="upcoming", index=True, max_length=32)
+    outstanding: Decimal = Field(sa_type=AMOUNT)
+    overpayment: Decimal | None = Field(default=None, sa_type=AMOUNT)
+    next_step: str | None = Field(default=None, max_length=64)
+    next_step_at: datetime | None = None
+    # The workflow numbers its records; an older snapshot never overwrites a newer one.
+    revision: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Payment(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("invoice_number", "reference"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    reference: str = Field(max_length=128)
+    amount: Decimal = Field(sa_type=AMOUNT)
+    currency: str = Field(max_length=3)
+    outstanding_after: Decimal = Field(sa_type=AMOUNT)
+    overpayment: Decimal | None = Field(default=None, sa_type=AMOUNT)
+    received_on: date | None = None
+    recorded_at: datetime
+
+
+class InteractionStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class Interaction(SQLModel, table=True):
+    """One message to one recipient on one channel: the evidence file of the collection."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    step_id: str = Field(max_length=64)
+    channel: str = Field(max_length=16)
+    recipient: str = Field(max_length=32)
+    template: str = Field(max_length=64)
+    subject: str | None = Field(default=None, max_length=300)
+    status: str = Field(default=InteractionStatus.PENDING, max_length=16)
+    provider: str | None = Field(default=None, max_length=32)
+    provider_message_id: str | None = Field(default=None, max_length=128)
+    error: str | None = None
+    attempts: int = 0
+    planned_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+
+
+class Approval(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=160)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    step_id: str = Field(max_length=64)
+    target_stage: str = Field(max_length=32)
+    status: str = Field(default=ApprovalStatus.PENDING, index=True, max_length=16)
+    requested_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = Field(default=None, max_length=128)
+    comment: str | None = None
+    reminders_sent: int = 0
+
+
+class Event(SQLModel, table=True):
+    """The invoice's timeline, as the workflow lived it (times are workflow times)."""
+
+    __table_args__ = (UniqueConstraint("invoice_number", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    key: str = Field(max_length=160)
+    kind: str = Field(max_length=48)
+    at: datetime
+    stage: str = Field(max_length=32)
+    summary: str
+    detail: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The first characters, shown in listings; the secret itself is only kept hashed.
+    prefix: str = Field(index=True, max_length=16)
+    key_hash: str = Field(unique=True, max_length=128)
+    role: str = Field(max_length=16)
+    label: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None

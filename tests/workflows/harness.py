@@ -1,0 +1,155 @@
+"""Hands invoices to a real worker on a real Temporal server and reads what happened."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.email import EmailSender, OutboxSender
+from config import Settings
+from domain.lifecycle import InvoiceFacts, InvoiceStatus, PaymentInput
+from domain.money import Money
+from domain.playbook import Playbook, load_playbook_named
+from store.engine import transaction
+from store.invoices import add_invoice, events_of, interactions_of, upsert_debtor
+from store.tables import Debtor, Event, Interaction
+from worker import build_worker
+from workflows.client import invoice_handle, start_invoice
+from workflows.invoice import InvoiceWorkflow
+
+SEND_HOUR = time(9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    engine: Engine
+    outbox: Path
+    task_queue: str
+    settings: Settings
+
+    async def today(self) -> date:
+        return (await self.env.get_current_time()).date()
+
+    async def hand_over(
+        self,
+        number: str,
+        *,
+        due_in_days: int,
+        amount: str = "1200.00",
+        currency: str = "EUR",
+        playbook: Playbook | None = None,
+        language: str = "fr",
+    ) -> InvoiceFacts:
+        today = await self.today()
+        facts = InvoiceFacts(
+            number=number,
+            debtor_id=f"D-{number}",
+            amount=Money.of(Decimal(amount), currency),
+            issue_date=today - timedelta(days=30),
+            due_date=today + timedelta(days=due_in_days),
+            language=language,
+        )
+        playbook = playbook or load_playbook_named("default")
+        with transaction(self.engine) as session:
+            upsert_debtor(
+                session,
+                Debtor(
+                    id=facts.debtor_id,
+                    name="Dupont & Fils SARL",
+                    email=f"compta+{number.lower()}@dupont.example",
+                    country="FR",
+                    language=language,
+                ),
+            )
+            add_invoice(session, facts, playbook)
+        await start_invoice(
+            self.env.client,
+            facts,
+            playbook,
+            task_queue=self.task_queue,
+            day_seconds=self.settings.day_seconds,
+        )
+        return facts
+
+    def handle(self, number: str) -> WorkflowHandle[InvoiceWorkflow, InvoiceStatus]:
+        return invoice_handle(self.env.client, number)
+
+    async def status(self, number: str) -> InvoiceStatus:
+        return await self.handle(number).query(InvoiceWorkflow.status)
+
+    async def pay(self, number: str, reference: str, amount: str, currency: str = "EUR") -> Any:
+        return await self.handle(number).execute_update(
+            InvoiceWorkflow.record_payment,
+            PaymentInput(reference=reference, amount=Money.of(Decimal(amount), currency)),
+        )
+
+    async def sleep_until_day(self, facts: InvoiceFacts, offset_days: float) -> None:
+        """Skip time to `offset_days` after the due date, 10:00 UTC (after the 09:00 sends)."""
+        target = datetime.combine(facts.due_date, SEND_HOUR) + timedelta(days=offset_days, hours=1)
+        now = await self.env.get_current_time()
+        if target > now:
+            await self.env.sleep(target - now)
+
+    def interactions(self, number: str) -> Sequence[Interaction]:
+        with transaction(self.engine) as session:
+            return interactions_of(session, number)
+
+    def events(self, number: str) -> Sequence[Event]:
+        with transaction(self.engine) as session:
+            return events_of(session, number)
+
+    def sent(self, facts: InvoiceFacts) -> list[tuple[str, str, int]]:
+        """(step, recipient, day relative to the due date) of each message sent, in order."""
+        return [
+            (
+                row.step_id,
+                row.recipient,
+                (row.planned_at.astimezone(UTC).date() - facts.due_date).days,
+            )
+            for row in self.interactions(facts.number)
+            if row.status == "sent" and row.planned_at is not None
+        ]
+
+    def outbox_messages(self) -> list[email.message.EmailMessage]:
+        messages = []
+        for path in sorted(self.outbox.glob("*.eml")):
+            parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            assert isinstance(parsed, email.message.EmailMessage)
+            messages.append(parsed)
+        return messages
+
+
+@asynccontextmanager
+async def running_worker(
+    env: WorkflowEnvironment,
+    engine: Engine,
+    tmp_path: Path,
+    task_queue: str,
+    *,
+    sender: EmailSender | None = None,
+    worker: Worker | None = None,
+) -> AsyncIterator[Harness]:
+    outbox = tmp_path / "outbox"
+    settings = Settings(_env_file=None, data_dir=tmp_path, task_queue=task_queue)  # type: ignore[call-arg]
+    worker = worker or build_worker(
+        env.client,
+        settings,
+        engine,
+        sender=sender or OutboxSender(outbox, settings.email_from),
+        task_queue=task_queue,
+    )
+    async with worker:
+        yield Harness(env, engine, outbox, task_queue, settings)
