@@ -23,7 +23,7 @@ from config import Settings
 from domain.law import statement_of_amounts
 from domain.money import Money
 from domain.playbook import Channel, Recipient, Tone
-from messages import MessageContext, Renderer, TemplateNotFound
+from messages import MessageContext, Renderer, RenderError, TemplateNotFound
 from store.engine import transaction
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice, utcnow
 
@@ -169,7 +169,9 @@ class MessagingActivities:
         context = self._context(request, invoice, debtor, language)
         try:
             rendered = self._renderer.render(request.template, context)
-        except TemplateNotFound as exc:
+        except (TemplateNotFound, RenderError) as exc:
+            # A template bug is not fixed by retrying: record it and let the workflow go on.
+            self._finish(key, InteractionStatus.FAILED, error=str(exc))
             raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
         to_email, to_name = self._address(request.recipient, debtor)
         return OutgoingEmail(

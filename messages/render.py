@@ -1,0 +1,292 @@
+"""Rendering the messages people receive: one Jinja2 file per template and language.
+
+Each `templates/<language>/<template>.j2` defines three blocks, `subject`, `text` and `html`,
+rendered separately. The same file is compiled twice: once by an environment that escapes
+HTML (for the `html` block) and once by one that does not (for `subject` and `text`), because
+Jinja2 decides autoescaping per template, not per block, and "Dupont & Fils" must read
+"Dupont &amp; Fils" in HTML but stay "Dupont & Fils" in a plain-text email or a subject line.
+
+A missing variable is an error (`StrictUndefined`), never a blank in a debtor's letter.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency
+from jinja2.nodes import EvalContext
+from markupsafe import Markup, escape
+from pydantic import BaseModel, ConfigDict
+
+from domain.money import Money
+from domain.playbook import Tone
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+BLOCKS = ("subject", "text", "html")
+# Per language: the shared HTML layout, which receives the rendered `html` block as `content`.
+LAYOUT = "_base.html.j2"
+SUFFIX = ".j2"
+
+# The locale behind each language: British English writes dates "31 March 2025", as a French
+# or European reader expects, where plain "en" (US) would write "March 31, 2025".
+_LOCALES = {"fr": "fr_FR", "en": "en_GB"}
+# Languages and template names become path components: keep them to plain identifiers.
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+class MessageContext(BaseModel):
+    """Everything a template may use.
+
+    Optional fields that are None are left out of the template's variables, so a template
+    that uses one unconditionally fails loudly (StrictUndefined) rather than printing "None"
+    or a blank; templates test optional values with `{% if interest is defined %}`. Templates
+    also get the derived `interest_from` (date) and `indemnity_included` (bool).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    language: str
+    tone: Tone
+    invoice_number: str
+    issue_date: date
+    due_date: date
+    amount: Money
+    outstanding: Money
+    as_of: date
+    days_late: int
+    debtor_name: str
+    creditor_name: str
+    payment_instructions: str
+    interest: Money | None = None
+    interest_rate: Decimal | None = None
+    indemnity: Money | None = None
+    total_due: Money | None = None
+    paid: Money | None = None
+    approval_id: str | None = None
+    target_stage: str | None = None
+
+    @property
+    def interest_from(self) -> date:
+        """Late-payment interest runs from the day after the due date (L441-10 II)."""
+        return self.due_date + timedelta(days=1)
+
+    @property
+    def indemnity_included(self) -> bool:
+        """Whether total_due includes the indemnity. The indemnity is 40 euros by law; on an
+        invoice in another currency it is owed on top of the total, not added into it."""
+        return (
+            self.indemnity is not None
+            and self.total_due is not None
+            and self.indemnity.currency == self.total_due.currency
+        )
+
+    def variables(self) -> dict[str, Any]:
+        # Not model_dump(): templates need the Money objects themselves, not dicts.
+        values: dict[str, Any] = {
+            name: getattr(self, name)
+            for name in type(self).model_fields
+            if getattr(self, name) is not None
+        }
+        values["interest_from"] = self.interest_from
+        values["indemnity_included"] = self.indemnity_included
+        return values
+
+
+class RenderedMessage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    text: str
+    html: str
+
+
+class TemplateNotFound(LookupError):
+    """No such template in that language (or no such language)."""
+
+    def __init__(self, template: str, language: str, available: list[str] | None = None) -> None:
+        self.template, self.language = template, language
+        message = f"no message template {template!r} in language {language!r}"
+        if available is not None:
+            message += f" (languages: {', '.join(available) or 'none'})"
+        super().__init__(message)
+
+
+class RenderError(ValueError):
+    """A template that exists but cannot produce a message: a syntax error, a missing block,
+    or a variable it needs that the context does not provide. Retrying will not help."""
+
+    def __init__(self, template: str, language: str, reason: str) -> None:
+        self.template, self.language, self.reason = template, language, reason
+        super().__init__(f"message template {template!r} ({language}): {reason}")
+
+
+def _locale(language: str) -> Locale:
+    return Locale.parse(_LOCALES.get(language, language))
+
+
+def _language_of(context: Any) -> str:
+    # Filters format for the message's language, which every render puts in the context.
+    return str(context["language"])
+
+
+def _require(value: object) -> None:
+    # A filter receives a missing variable as an Undefined object rather than failing: make
+    # it raise StrictUndefined's own error, which names the variable, not a vague TypeError.
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+
+
+@jinja2.pass_context
+def _money(context: jinja2.runtime.Context, value: Money) -> str:
+    _require(value)
+    if not isinstance(value, Money):
+        raise TypeError(f"the money filter takes Money, got {type(value).__name__}")
+    return str(format_currency(value.amount, value.currency, locale=_locale(_language_of(context))))
+
+
+@jinja2.pass_context
+def _date(context: jinja2.runtime.Context, value: date) -> str:
+    _require(value)
+    if not isinstance(value, date):
+        raise TypeError(f"the date filter takes a date, got {type(value).__name__}")
+    language = _language_of(context)
+    text = str(format_date(value, format="long", locale=_locale(language)))
+    # French writes the first of the month as an ordinal ("1er mars 2025"); CLDR does not.
+    if language == "fr" and value.day == 1 and text.startswith("1 "):
+        text = "1er" + text[1:]
+    return text
+
+
+@jinja2.pass_context
+def _percent(context: jinja2.runtime.Context, value: Decimal) -> str:
+    """An annual rate given in percent (Decimal("13.15")) -> "13,15 %" / "13.15%".
+
+    Always two decimals at least: rates are published that way ("12,00 %"), and a letter
+    that says "12 %" one half-year and "12,15 %" the next looks careless.
+    """
+    _require(value)
+    if not isinstance(value, Decimal | int):
+        raise TypeError(f"the percent filter takes a Decimal, got {type(value).__name__}")
+    locale = _locale(_language_of(context))
+    pattern = copy.copy(locale.percent_formats[None])
+    pattern.frac_prec = (2, 4)
+    return str(pattern.apply(Decimal(value).scaleb(-2), locale))
+
+
+@jinja2.pass_eval_context
+def _nl2br(eval_ctx: EvalContext, value: str) -> str | Markup:
+    """Keep the line breaks of free text (payment instructions) in HTML, escaped."""
+    if not eval_ctx.autoescape:
+        return value
+    return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
+
+
+def _environment(directory: Path, autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory, encoding="utf-8"),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters.update(money=_money, date=_date, percent=_percent, nl2br=_nl2br)
+    return env
+
+
+class Renderer:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory if directory is not None else TEMPLATES_DIR
+        self._text_env = _environment(self.directory, autoescape=False)
+        self._html_env = _environment(self.directory, autoescape=True)
+
+    def languages(self) -> list[str]:
+        """Languages with at least one template, sorted."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in self.directory.iterdir()
+            if entry.is_dir() and _NAME.match(entry.name) and self.templates(entry.name)
+        )
+
+    def templates(self, language: str) -> list[str]:
+        """Template names in a language, sorted; empty for a language that has none."""
+        folder = self.directory / language
+        if not _NAME.match(language) or not folder.is_dir():
+            return []
+        return sorted(
+            path.name.removesuffix(SUFFIX)
+            for path in folder.glob(f"*{SUFFIX}")
+            if path.is_file() and _NAME.match(path.name.removesuffix(SUFFIX))
+        )
+
+    def check(self, template: str, language: str) -> None:
+        """Raise TemplateNotFound if the template is missing in that language, RenderError if
+        it does not compile or lacks a block. Meant for load time (a playbook naming a template
+        that cannot be sent is better refused before any invoice reaches that step)."""
+        self._load(self._text_env, template, language)
+        self._load(self._html_env, template, language)
+
+    def render(self, template: str, context: MessageContext) -> RenderedMessage:
+        language = context.language
+        text_template = self._load(self._text_env, template, language)
+        html_template = self._load(self._html_env, template, language)
+        variables = context.variables()
+        try:
+            # A subject is one line whatever the template's layout or the debtor's name holds.
+            subject = " ".join(self._block(text_template, "subject", variables).split())
+            text = self._block(text_template, "text", variables)
+            html = self._block(html_template, "html", variables)
+            html = self._layout(language, subject, Markup(html.strip()), variables)
+        except (jinja2.TemplateError, TypeError, UnknownLocaleError) as exc:
+            # A variable the template needs is missing, a filter got the wrong kind of value,
+            # or Babel has no locale for the language: a bug in the templates or their caller,
+            # which no retry will fix.
+            raise RenderError(template, language, str(exc)) from exc
+        return RenderedMessage(
+            subject=subject,
+            text=text.strip() + "\n",
+            html=html.strip() + "\n",
+        )
+
+    def _load(self, env: jinja2.Environment, template: str, language: str) -> jinja2.Template:
+        # Names starting with "_" are layouts, not messages; anything not a plain identifier
+        # could walk out of the directory.
+        if not (_NAME.match(template) and _NAME.match(language)):
+            raise TemplateNotFound(template, language, self.languages())
+        try:
+            loaded = env.get_template(f"{language}/{template}{SUFFIX}")
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateNotFound(template, language, self.languages()) from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise RenderError(template, language, f"line {exc.lineno}: {exc.message}") from exc
+        missing = [block for block in BLOCKS if block not in loaded.blocks]
+        if missing:
+            raise RenderError(template, language, f"missing block(s) {', '.join(missing)}")
+        return loaded
+
+    @staticmethod
+    def _block(template: jinja2.Template, block: str, variables: dict[str, Any]) -> str:
+        render = template.blocks[block]
+        return "".join(render(template.new_context(variables)))
+
+    def _layout(
+        self, language: str, subject: str, content: Markup, variables: dict[str, Any]
+    ) -> str:
+        name = f"{language}/{LAYOUT}"
+        try:
+            layout = self._html_env.get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            if exc.name != name:
+                raise
+            return str(content)  # no layout for this language: the block is the whole body
+        return layout.render({**variables, "subject": subject, "content": content})

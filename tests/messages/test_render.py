@@ -1,0 +1,552 @@
+"""What debtors, mediators, lawyers and collectors read, in French and English."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from domain.money import Money
+from domain.playbook import Tone
+from messages import MessageContext, Renderer, RenderError, TemplateNotFound
+
+SHIPPED = [
+    "approval_reminder",
+    "formal_notice",
+    "legal_file",
+    "legal_handoff",
+    "mediation",
+    "mediation_file",
+    "pre_reminder",
+    "reminder",
+    "thank_you",
+]
+# Messages the debtor receives; the others go to a mediator, a lawyer or the collectors.
+DEBTOR_FACING = ["pre_reminder", "reminder", "formal_notice", "mediation", "legal_handoff"]
+PAY = "Virement : IBAN FR76 3000 6000 0112 3456 7890 189\nBIC AGRIFRPP"
+
+renderer = Renderer()
+
+
+def plain(text: str) -> str:
+    """Babel writes French amounts with no-break spaces (U+202F, U+00A0); compare as spaces."""
+    return "".join(" " if unicodedata.category(c) == "Zs" else c for c in text)
+
+
+def ctx(language: str = "fr", **changes: object) -> MessageContext:
+    """An invoice of 1 234,56 € due 31 March 2025, 200 € already paid, written on 1 May."""
+    values: dict[str, object] = {
+        "language": language,
+        "tone": Tone.FRIENDLY,
+        "invoice_number": "F-2025-0042",
+        "issue_date": date(2025, 1, 30),
+        "due_date": date(2025, 3, 31),
+        "amount": Money.of("1234.56", "EUR"),
+        "outstanding": Money.of("1034.56", "EUR"),
+        "as_of": date(2025, 5, 1),
+        "days_late": 31,
+        "debtor_name": "Dupont & Fils",
+        "creditor_name": "Atelier Martin SAS",
+        "payment_instructions": PAY,
+        "interest": Money.of("11.66", "EUR"),
+        "interest_rate": Decimal("13.15"),
+        "indemnity": Money.of(40, "EUR"),
+        "total_due": Money.of("1086.22", "EUR"),
+        "paid": None,
+        "approval_id": None,
+        "target_stage": None,
+    }
+    values.update(changes)
+    return MessageContext.model_validate(values)
+
+
+def internal(language: str) -> MessageContext:
+    return ctx(language, approval_id="F-2025-0042:mediation:1", target_stage="mediation")
+
+
+def for_template(template: str, language: str) -> MessageContext:
+    if template == "approval_reminder":
+        return internal(language)
+    if template == "thank_you":
+        return ctx(language, outstanding=Money.of(0, "EUR"), paid=Money.of("1034.56", "EUR"))
+    return ctx(language)
+
+
+# ---------------------------------------------------------------- what ships
+
+
+def test_french_and_english_are_shipped() -> None:
+    assert renderer.languages() == ["en", "fr"]
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_every_template_exists_in_every_language(language: str) -> None:
+    assert renderer.templates(language) == SHIPPED
+    assert renderer.templates(language) == renderer.templates("fr")
+    for template in SHIPPED:
+        renderer.check(template, language)
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("template", SHIPPED)
+def test_each_template_renders_subject_text_and_html(template: str, language: str) -> None:
+    message = renderer.render(template, for_template(template, language))
+
+    assert message.subject and "\n" not in message.subject
+    assert message.subject == message.subject.strip()
+    assert "F-2025-0042" in message.subject
+    assert "F-2025-0042" in message.text
+    assert message.html.startswith("<!DOCTYPE html>")
+    assert f'<html lang="{language}">' in message.html
+    assert "F-2025-0042" in message.html
+    # Nothing leaks from a value the context does not have.
+    for rendered in (message.subject, message.text, message.html):
+        assert "None" not in rendered
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("template", DEBTOR_FACING)
+def test_debtor_messages_say_what_is_due_and_how_to_pay(template: str, language: str) -> None:
+    message = renderer.render(template, ctx(language, tone=Tone.FIRM))
+    outstanding = "1 034,56 €" if language == "fr" else "€1,034.56"
+
+    assert outstanding in plain(message.text)
+    assert outstanding in plain(message.html)
+    assert PAY in message.text
+    # In HTML the instructions keep their line break.
+    assert "IBAN FR76 3000 6000 0112 3456 7890 189<br>\nBIC AGRIFRPP" in message.html
+    assert "Dupont & Fils" in message.text
+
+
+@pytest.mark.parametrize("template", [*DEBTOR_FACING, "thank_you"])
+def test_french_letters_use_the_proper_forms(template: str) -> None:
+    text = renderer.render(template, for_template(template, "fr")).text
+
+    assert "Madame, Monsieur," in text
+    assert "Nous vous prions d'agréer, Madame, Monsieur, l'expression de nos salutations" in text
+    assert text.rstrip().endswith("Atelier Martin SAS")
+
+
+@pytest.mark.parametrize("template", [*DEBTOR_FACING, "thank_you"])
+def test_english_letters_use_the_proper_forms(template: str) -> None:
+    text = renderer.render(template, for_template(template, "en")).text
+
+    assert "Dear Sir or Madam," in text
+    assert "Yours faithfully," in text or "Kind regards," in text
+    assert text.rstrip().endswith("Atelier Martin SAS")
+
+
+# ---------------------------------------------------------------- formats per locale
+
+
+def test_french_pre_reminder_formats_amounts_and_dates_the_french_way() -> None:
+    message = renderer.render("pre_reminder", ctx("fr", tone=Tone.COURTEOUS))
+
+    assert message.subject == "Rappel amical : facture F-2025-0042 à échéance le 31 mars 2025"
+    text = plain(message.text)
+    assert "notre facture n° F-2025-0042 du 30 janvier 2025" in text
+    assert "d'un montant de 1 234,56 €, arrivera à échéance le 31 mars 2025" in text
+    # Part of it is paid already: the balance is stated too.
+    assert "le montant restant dû s'élève à 1 034,56 €" in text
+
+
+def test_english_pre_reminder_formats_amounts_and_dates_the_english_way() -> None:
+    message = renderer.render("pre_reminder", ctx("en", tone=Tone.COURTEOUS))
+
+    assert message.subject == "Friendly reminder: invoice F-2025-0042 due on 31 March 2025"
+    assert "our invoice F-2025-0042 dated 30 January 2025, for €1,234.56" in message.text
+    assert "falls due on 31 March 2025" in message.text
+    assert "the balance outstanding is €1,034.56" in message.text
+
+
+def test_an_unpaid_invoice_is_not_described_as_partly_paid() -> None:
+    whole = ctx("fr", outstanding=Money.of("1234.56", "EUR"))
+
+    assert "restant dû" not in renderer.render("pre_reminder", whole).text
+    assert (
+        "balance outstanding"
+        not in renderer.render("pre_reminder", whole.model_copy(update={"language": "en"})).text
+    )
+
+
+def test_french_amounts_never_break_across_lines() -> None:
+    text = renderer.render("pre_reminder", ctx("fr")).text
+
+    assert "1 234,56 €" in plain(text)
+    # The spaces inside the amount are no-break spaces, not ordinary ones.
+    assert "1 234,56 €" not in text
+    assert "1 234,56" not in text
+
+
+def test_french_dates_write_the_first_of_the_month_as_an_ordinal() -> None:
+    text = renderer.render("formal_notice", ctx("fr")).text
+
+    assert "Le 1er mai 2025" in text
+    assert "du 1er avril 2025" in text
+
+
+def test_other_currencies_are_formatted_with_their_symbol() -> None:
+    usd = ctx(
+        "en",
+        amount=Money.of("5000", "USD"),
+        outstanding=Money.of("5000", "USD"),
+        interest=None,
+        interest_rate=None,
+        indemnity=None,
+        total_due=None,
+    )
+
+    assert "US$5,000.00" in renderer.render("reminder", usd).text
+    assert "5 000,00 $US" in plain(
+        renderer.render("reminder", usd.model_copy(update={"language": "fr"})).text
+    )
+
+
+def test_rates_show_two_decimals() -> None:
+    text = renderer.render("formal_notice", ctx("fr", interest_rate=Decimal("12"))).text
+
+    assert "au taux annuel de 12,00 %" in plain(text)
+
+
+# ---------------------------------------------------------------- reminder tones
+
+
+def test_friendly_reminder_suggests_an_oversight() -> None:
+    fr = renderer.render("reminder", ctx("fr", tone=Tone.FRIENDLY))
+    en = renderer.render("reminder", ctx("en", tone=Tone.FRIENDLY))
+
+    assert fr.subject == "Rappel : facture F-2025-0042 arrivée à échéance le 31 mars 2025"
+    assert "simple oubli" in fr.text
+    assert "sans délai" not in fr.text
+    assert en.subject == "Reminder: invoice F-2025-0042 was due on 31 March 2025"
+    assert "oversight" in en.text
+    assert "without further delay" not in en.text
+
+
+def test_firm_reminder_counts_the_days_and_asks_to_pay_now() -> None:
+    fr = renderer.render("reminder", ctx("fr", tone=Tone.FIRM))
+    en = renderer.render("reminder", ctx("en", tone=Tone.FIRM))
+
+    assert fr.subject == "Facture F-2025-0042 impayée – 31 jours de retard"
+    assert "soit 31 jours de retard" in fr.text
+    assert "sans délai au règlement de la somme de 1 034,56 €" in plain(fr.text)
+    assert "oubli" not in fr.text
+    assert "L441-10" in fr.text and "40 euros" in fr.text
+    assert en.subject == "Invoice F-2025-0042 overdue – 31 days late"
+    assert "it is now 31 days overdue" in en.text
+    assert "pay the outstanding amount of €1,034.56 without further delay" in en.text
+
+
+def test_one_day_late_is_singular() -> None:
+    fr = renderer.render("reminder", ctx("fr", tone=Tone.FIRM, days_late=1))
+    en = renderer.render("reminder", ctx("en", tone=Tone.FIRM, days_late=1))
+
+    assert fr.subject.endswith("1 jour de retard")
+    assert en.subject.endswith("1 day late")
+    assert "1 day overdue" in en.text
+
+
+# ---------------------------------------------------------------- formal notice
+
+
+def test_french_formal_notice_states_interest_rate_indemnity_total_and_deadline() -> None:
+    message = renderer.render("formal_notice", ctx("fr", tone=Tone.FORMAL))
+    text = plain(message.text)
+
+    assert message.subject == "Mise en demeure de payer – facture F-2025-0042"
+    assert "nous vous mettons en demeure de nous régler" in text
+    assert "dans un délai de huit (8) jours" in text
+    assert "- Principal restant dû : 1 034,56 €" in text
+    assert (
+        "- Intérêts de retard au taux annuel de 13,15 %, courus du 1er avril 2025, lendemain de "
+        "l'échéance, au 1er mai 2025 (article L441-10 du Code de commerce) : 11,66 €"
+    ) in text
+    assert (
+        "- Indemnité forfaitaire pour frais de recouvrement (article D441-5 du Code de commerce, "
+        "non soumise à TVA) : 40,00 €"
+    ) in text
+    assert "- Total dû au 1er mai 2025 : 1 086,22 €" in text
+    assert "la somme de 1 086,22 €, qui se décompose comme suit" in text
+    assert "injonction de payer" in text
+    for figure in ("1 034,56 €", "13,15 %", "11,66 €", "40,00 €", "1 086,22 €"):
+        assert figure in plain(message.html)
+
+
+def test_english_formal_notice_states_interest_rate_indemnity_total_and_deadline() -> None:
+    message = renderer.render("formal_notice", ctx("en", tone=Tone.FORMAL))
+    text = message.text
+
+    assert message.subject == "Formal notice to pay – invoice F-2025-0042"
+    assert "We hereby give you formal notice to pay, within eight (8) days" in text
+    assert "- Outstanding principal: €1,034.56" in text
+    assert (
+        "- Late-payment interest at the annual rate of 13.15%, accrued from 1 April 2025, the "
+        "day after the due date, to 1 May 2025 (Article L441-10 of the French Commercial Code): "
+        "€11.66"
+    ) in text
+    assert "Article D441-5 of the French Commercial Code, not subject to VAT): €40.00" in text
+    assert "- Total due as at 1 May 2025: €1,086.22" in text
+    assert "legal action" in text
+    assert "Yours faithfully," in text
+
+
+def test_a_formal_notice_in_another_currency_adds_the_euro_indemnity_on_top() -> None:
+    # The 40 € indemnity cannot be added into a dollar total: the letter says it is extra.
+    usd = ctx(
+        "en",
+        amount=Money.of("5000", "USD"),
+        outstanding=Money.of("5000", "USD"),
+        interest=Money.of("56.30", "USD"),
+        total_due=Money.of("5056.30", "USD"),
+    )
+    text = renderer.render("formal_notice", usd).text
+
+    assert "the sum of US$5,056.30, plus the fixed indemnity of €40.00, made up" in text
+    assert "Total due as at 1 May 2025: US$5,056.30, excluding the fixed indemnity" in text
+    assert "excluding" not in renderer.render("formal_notice", ctx("en")).text
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_a_formal_notice_without_interest_is_refused_not_sent_incomplete(language: str) -> None:
+    with pytest.raises(RenderError, match="'interest' is undefined"):
+        renderer.render("formal_notice", ctx(language, interest=None))
+
+
+# ---------------------------------------------------------------- mediation, legal, thanks
+
+
+def test_mediation_tells_the_debtor_and_gives_the_mediator_the_file() -> None:
+    debtor = renderer.render("mediation", ctx("fr"))
+    mediator = renderer.render("mediation_file", ctx("fr"))
+
+    assert "confier ce dossier à un médiateur" in debtor.text
+    assert "Total dû au 1er mai 2025 : 1 086,22 €" in plain(debtor.text)
+    assert mediator.subject == "Dossier de médiation – Dupont & Fils – facture F-2025-0042"
+    text = plain(mediator.text)
+    for line in (
+        "Créancier : Atelier Martin SAS",
+        "Débiteur : Dupont & Fils",
+        "Facture : n° F-2025-0042 du 30 janvier 2025",
+        "Montant de la facture : 1 234,56 €",
+        "Échéance : 31 mars 2025",
+        "Retard au 1er mai 2025 : 31 jours",
+        "- Principal restant dû : 1 034,56 €",
+        "- Intérêts de retard au taux annuel de 13,15 %, du 1er avril 2025 au 1er mai 2025 : "
+        "11,66 €",
+        "- Indemnité forfaitaire pour frais de recouvrement : 40,00 €",
+    ):
+        assert line in text
+
+
+def test_legal_handoff_tells_the_debtor_and_gives_the_partner_the_dossier() -> None:
+    debtor = renderer.render("legal_handoff", ctx("en"))
+    partner = renderer.render("legal_file", ctx("en"))
+
+    assert "passed this file to our legal partner" in debtor.text
+    assert "You can still avoid these proceedings" in debtor.text
+    assert partner.subject == "Legal file – Dupont & Fils – invoice F-2025-0042"
+    for line in (
+        "Debtor: Dupont & Fils",
+        "Invoice: F-2025-0042 dated 30 January 2025",
+        "Invoice amount: €1,234.56",
+        "Due date: 31 March 2025",
+        "Days late as at 1 May 2025: 31 days",
+        "- Total due as at 1 May 2025: €1,086.22",
+    ):
+        assert line in partner.text
+
+
+def test_before_interest_accrues_the_statement_is_the_principal_alone() -> None:
+    early = ctx("en", interest=None, interest_rate=None, indemnity=None, total_due=None)
+    text = renderer.render("mediation_file", early).text
+
+    assert "- Outstanding principal: €1,034.56" in text
+    assert "interest" not in text.lower()
+    assert "Total due" not in text
+
+
+def test_thank_you_mentions_the_payment() -> None:
+    settled = for_template("thank_you", "fr")
+    fr = renderer.render("thank_you", settled)
+    en = renderer.render("thank_you", settled.model_copy(update={"language": "en"}))
+
+    assert fr.subject == "Merci pour votre règlement – facture F-2025-0042"
+    assert "votre règlement de 1 034,56 € relatif à notre facture n° F-2025-0042" in plain(fr.text)
+    assert "qui est désormais soldée" in fr.text
+    assert "your payment of €1,034.56 for our invoice F-2025-0042" in en.text
+    assert "settled in full" in en.text
+    assert "1 034,56 €" in plain(fr.html)
+
+
+def test_thank_you_without_the_amount_still_thanks() -> None:
+    text = renderer.render("thank_you", ctx("en", paid=None)).text
+
+    assert "We have received your payment for our invoice F-2025-0042" in text
+    # Something is still outstanding: the invoice is not called settled.
+    assert "settled" not in text
+
+
+def test_approval_reminder_names_the_approval_and_the_stage() -> None:
+    fr = renderer.render("approval_reminder", internal("fr"))
+    en = renderer.render("approval_reminder", internal("en"))
+
+    assert fr.subject == (
+        "Approbation en attente (F-2025-0042:mediation:1) : médiation – facture F-2025-0042"
+    )
+    assert "à l'étape « médiation »" in fr.text
+    assert (
+        en.subject == "Approval pending (F-2025-0042:mediation:1): mediation – invoice F-2025-0042"
+    )
+    assert "is still awaiting a decision" in en.text
+    legal = renderer.render(
+        "approval_reminder", internal("en").model_copy(update={"target_stage": "legal"})
+    )
+    assert "“legal hand-off”" in legal.text
+
+
+def test_approval_reminder_without_an_approval_id_is_refused() -> None:
+    with pytest.raises(RenderError, match="approval_id"):
+        renderer.render("approval_reminder", ctx("fr", target_stage="mediation"))
+
+
+# ---------------------------------------------------------------- escaping
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_html_escapes_the_debtor_name_text_and_subject_keep_it(language: str) -> None:
+    message = renderer.render("mediation_file", ctx(language))
+
+    assert "Dupont & Fils" in message.subject
+    assert "Dupont & Fils" in message.text
+    assert "&amp;" not in message.text
+    assert "Dupont &amp; Fils" in message.html
+    assert "Dupont & Fils" not in message.html
+    assert "<title>" + message.subject.replace("&", "&amp;") + "</title>" in message.html
+
+
+def test_free_text_cannot_inject_html() -> None:
+    hostile = ctx(
+        "en",
+        debtor_name='<img src=x onerror="alert(1)">',
+        payment_instructions="Pay at <a href='https://evil.example'>here</a>\nRef: <b>F-1</b>",
+    )
+    message = renderer.render("reminder", hostile)
+
+    assert (
+        "<img" not in message.html and "<a href" not in message.html and "<b>" not in message.html
+    )
+    assert "&lt;img src=x" in message.html
+    assert "&lt;b&gt;F-1&lt;/b&gt;" in message.html
+    assert "Pay at <a href='https://evil.example'>here</a>" in message.text
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("template", "language"),
+    [
+        ("reminder", "de"),
+        ("no_such_template", "fr"),
+        ("_base.html", "fr"),  # the layout is not a message
+        ("_macros", "en"),
+        ("../fr/reminder", "fr"),
+        ("reminder", "../fr"),
+    ],
+)
+def test_unknown_template_or_language_raises_template_not_found(
+    template: str, language: str
+) -> None:
+    with pytest.raises(TemplateNotFound) as raised:
+        renderer.check(template, language)
+    assert raised.value.template == template
+    assert raised.value.language == language
+    assert repr(template) in str(raised.value) and repr(language) in str(raised.value)
+
+    with pytest.raises(TemplateNotFound):
+        renderer.render(template, ctx("fr").model_copy(update={"language": language}))
+
+
+def test_template_not_found_is_a_lookup_error_listing_the_languages() -> None:
+    with pytest.raises(LookupError, match=r"'reminder' in language 'de' \(languages: en, fr\)"):
+        renderer.render("reminder", ctx("fr").model_copy(update={"language": "de"}))
+
+
+def test_a_language_with_no_templates_lists_none() -> None:
+    assert renderer.templates("de") == []
+    assert renderer.templates("../fr") == []
+
+
+def write(directory: Path, language: str, name: str, source: str) -> None:
+    (directory / language).mkdir(parents=True, exist_ok=True)
+    (directory / language / f"{name}.j2").write_text(source, encoding="utf-8")
+
+
+def test_a_missing_variable_is_an_error_not_a_blank(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "fr",
+        "broken",
+        "{% block subject %}Facture {{ invoice_number }}{% endblock %}"
+        "{% block text %}Bonjour {{ contact_first_name }},{% endblock %}"
+        "{% block html %}<p>Bonjour</p>{% endblock %}",
+    )
+
+    with pytest.raises(RenderError, match="contact_first_name") as raised:
+        Renderer(tmp_path).render("broken", ctx("fr"))
+    assert isinstance(raised.value.__cause__, jinja2.UndefinedError)
+    assert raised.value.template == "broken" and raised.value.language == "fr"
+
+
+def test_a_template_without_its_three_blocks_is_refused_by_check(tmp_path: Path) -> None:
+    write(tmp_path, "en", "subject_only", "{% block subject %}Hi{% endblock %}")
+    write(tmp_path, "en", "bad_syntax", "{% block subject %}{{ x {% endblock %}")
+
+    with pytest.raises(RenderError, match="missing block"):
+        Renderer(tmp_path).check("subject_only", "en")
+    with pytest.raises(RenderError, match="line 1"):
+        Renderer(tmp_path).check("bad_syntax", "en")
+
+
+def test_a_directory_of_your_own(tmp_path: Path) -> None:
+    # Without a _base.html.j2 the html block is the whole body; subjects are one line.
+    write(
+        tmp_path,
+        "en",
+        "note",
+        "{% block subject %}\n  Invoice {{ invoice_number }}\n  for {{ debtor_name }}\n"
+        "{% endblock %}"
+        "{% block text %}Due: {{ outstanding|money }} on {{ due_date|date }}{% endblock %}"
+        "{% block html %}<p>{{ debtor_name }} owes {{ outstanding|money }}</p>{% endblock %}",
+    )
+    own = Renderer(tmp_path)
+    message = own.render("note", ctx("en"))
+
+    assert own.languages() == ["en"]
+    assert own.templates("en") == ["note"]
+    assert message.subject == "Invoice F-2025-0042 for Dupont & Fils"
+    assert message.text == "Due: €1,034.56 on 31 March 2025\n"
+    assert message.html == "<p>Dupont &amp; Fils owes €1,034.56</p>\n"
+
+
+def test_the_context_refuses_unknown_fields() -> None:
+    with pytest.raises(ValueError, match="contact_email"):
+        ctx("fr", contact_email="jean.dupont@example.com")
+
+
+def test_a_language_babel_does_not_know_is_a_render_error(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "xx",
+        "note",
+        "{% block subject %}{{ invoice_number }}{% endblock %}"
+        "{% block text %}{{ outstanding|money }}{% endblock %}"
+        "{% block html %}{% endblock %}",
+    )
+
+    with pytest.raises(RenderError, match="xx"):
+        Renderer(tmp_path).render("note", ctx("xx"))
