@@ -38,7 +38,7 @@ from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.invoice import InvoiceWorkflow
 
 
-async def drive(number: str, client, pay: bool) -> tuple[float, Stage]:  # type: ignore[no-untyped-def]
+async def drive(number: str, client, pay: bool) -> tuple[float, Stage]:
     handle = invoice_handle(client, number)
     started = time.perf_counter()
     if pay:
@@ -83,7 +83,7 @@ async def main(invoices: int, day_seconds: float) -> None:
                 "synchronous=normal",
             ],
         )
-        settings = Settings(_env_file=None, data_dir=data, day_seconds=day_seconds)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, data_dir=data, day_seconds=day_seconds)
         engine = make_engine(settings.resolved_database_url)
         upgrade(engine)
         playbook = load_playbook_named("default")

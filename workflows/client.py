@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -52,14 +53,15 @@ async def start_invoice(
     task_queue: str,
     day_seconds: float,
     search_attributes: bool = True,
-) -> bool:
-    """Start the invoice's workflow unless one exists or has existed. True if it started now.
+) -> None:
+    """Start the invoice's workflow unless one exists or has existed.
 
     The same invoice handed over twice never gets a second process: a running workflow is
     reused, and a finished one is never started again.
     """
-    try:
-        handle = await client.start_workflow(
+    # A finished workflow is not started again: a paid invoice handed over again stays paid.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
             InvoiceWorkflow.run,
             InvoiceWorkflowInput(invoice=invoice, playbook=playbook, day_seconds=day_seconds),
             id=contract.workflow_id(invoice.number),
@@ -68,9 +70,6 @@ async def start_invoice(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=initial_search_attributes(invoice) if search_attributes else None,
         )
-    except WorkflowAlreadyStartedError:
-        return False
-    return handle.result_run_id is not None and handle.first_execution_run_id == handle.run_id
 
 
 def invoice_handle(client: Client, number: str) -> WorkflowHandle[InvoiceWorkflow, InvoiceStatus]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from temporalio.common import SearchAttributeKey
 
 WORKFLOW_ID_PREFIX = "invoice-"
+# The pseudo-step an upcoming invoice waits for: the day after its due date it is overdue.
+DUE_DATE_PASSES = "due_date_passes"
 
 STAGE = SearchAttributeKey.for_keyword("RelanceStage")
 OUTSTANDING = SearchAttributeKey.for_float("RelanceOutstanding")

@@ -96,7 +96,6 @@ class InvoiceWorkflow:
         self._woken = False
         self._decision: EscalationDecision | None = None
         self._decided: dict[str, DecisionResult] = {}
-        self._next: NextStep | None = None
 
     # ------------------------------------------------------------------ the lifecycle
 
@@ -122,34 +121,49 @@ class InvoiceWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
 
-    async def _advance(self) -> None:
-        """Wait for the next thing to happen, then do it (or re-plan if woken early)."""
+    def _plan(self) -> NextStep | None:
+        """What comes next and when, from the state alone (the status query uses it too)."""
+        if self._closed:
+            return None
         step = self._current_step()
         overdue_at = self._clock.planned_at(self._invoice.due_date, 1)
         if self._state.stage == Stage.UPCOMING and (
             step is None or self._due_at(step) > overdue_at
         ):
-            self._next = NextStep(step_id="due_date_passes", stage=Stage.OVERDUE, at=overdue_at)
-            if await self._sleep_until(overdue_at) and self._state.stage == Stage.UPCOMING:
+            return NextStep(step_id=contract.DUE_DATE_PASSES, stage=Stage.OVERDUE, at=overdue_at)
+        if step is None:
+            return None
+        note = None
+        if self._state.approval is not None:
+            note = f"awaiting decision on approval {self._state.approval.approval_id}"
+        elif step.id in self._state.retry_at:
+            note = self._state.rejection_note
+        return NextStep(
+            step_id=step.id,
+            stage=step.stage,
+            at=self._due_at(step),
+            needs_approval=step.requires_approval,
+            note=note,
+        )
+
+    async def _advance(self) -> None:
+        """Wait for the next thing to happen, then do it (or re-plan if woken early)."""
+        planned = self._plan()
+        if planned is None:
+            await self._sleep_until(workflow.now() + self._clock.days(IDLE_TICK_DAYS))
+            return
+        if not await self._sleep_until(planned.at):
+            return
+        if planned.step_id == contract.DUE_DATE_PASSES:
+            if self._state.stage == Stage.UPCOMING:
                 self._state.stage = Stage.OVERDUE
+                self._upsert_search_attributes()
                 await self._record(
                     EventKind.STAGE_CHANGED, "stage:overdue", "Due date passed: invoice overdue"
                 )
             return
-        if step is None:
-            self._next = None
-            await self._sleep_until(workflow.now() + self._clock.days(IDLE_TICK_DAYS))
-            return
-        at = self._due_at(step)
-        self._next = NextStep(
-            step_id=step.id,
-            stage=step.stage,
-            at=at,
-            needs_approval=step.requires_approval,
-            note=self._state.rejection_note if step.id in self._state.retry_at else None,
-        )
-        if not await self._sleep_until(at):
-            return
+        step = self._current_step()
+        assert step is not None and step.id == planned.step_id
         skip_reason = self._skip_reason(step)
         if skip_reason:
             self._state.step_index += 1
@@ -239,10 +253,6 @@ class InvoiceWorkflow:
             requested_at=workflow.now(),
         )
         self._state.approval = pending
-        if self._next is not None:
-            self._next = self._next.model_copy(
-                update={"note": f"awaiting decision on approval {pending.approval_id}"}
-            )
         await self._record(
             EventKind.APPROVAL_REQUESTED,
             f"approval:{pending.approval_id}",
@@ -417,7 +427,7 @@ class InvoiceWorkflow:
             number=self._invoice.number,
             stage=self._state.stage,
             outstanding=self._state.outstanding,
-            next_step=None if self._state.stage in TERMINAL_STAGES else self._next,
+            next_step=self._plan(),
             pending_approval=self._state.approval,
             overpayment=self._state.overpayment,
             revision=self._state.revision,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -36,13 +37,13 @@ def request(step: str = "reminder_1", template: str = "reminder") -> SendRequest
 
 
 @pytest.fixture
-def sendgrid() -> FakeSendGrid:
+def sendgrid() -> Iterator[FakeSendGrid]:
     with FakeSendGrid(api_key="SG.test") as fake:
         yield fake
 
 
 def messaging(engine: Engine, sendgrid: FakeSendGrid, tmp_path: Path) -> MessagingActivities:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None, data_dir=tmp_path, sendgrid_api_key="SG.test", sendgrid_host=sendgrid.url
     )
     sender = SendGridSender("SG.test", sendgrid.url, settings.email_from, timeout=2)
@@ -108,9 +109,7 @@ def test_the_formal_notice_states_interest_and_indemnity(
 ) -> None:
     seed(engine)
     activities = messaging(engine, sendgrid, tmp_path)
-    ActivityEnvironment().run(
-        activities.send_message, request("formal_notice", "formal_notice")
-    )
+    ActivityEnvironment().run(activities.send_message, request("formal_notice", "formal_notice"))
     (message,) = sendgrid.messages
     text = message.contents["text/plain"]
     # 1500.50 € late 30 days (2 to 31 March 2026) at 12.15 %: 1500.50 × 0.1215 × 30 / 365.

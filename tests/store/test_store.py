@@ -77,13 +77,20 @@ def test_amounts_keep_their_cents_exactly(any_engine: Engine) -> None:
 
 def test_idempotency_key_is_unique(any_engine: Engine) -> None:
     seed(any_engine)
-    row = {"idempotency_key": "F-1:reminder_1:email", "invoice_number": "F-1",
-           "step_id": "reminder_1", "channel": "email", "recipient": "debtor",
-           "template": "reminder"}
+    def row() -> Interaction:
+        return Interaction(
+            idempotency_key="F-1:reminder_1:email",
+            invoice_number="F-1",
+            step_id="reminder_1",
+            channel="email",
+            recipient="debtor",
+            template="reminder",
+        )
+
     with transaction(any_engine) as session:
-        session.add(Interaction(**row))
+        session.add(row())
     with pytest.raises(IntegrityError), transaction(any_engine) as session:
-        session.add(Interaction(**row))
+        session.add(row())
 
 
 def test_a_retried_progress_record_changes_nothing(any_engine: Engine) -> None:
@@ -119,7 +126,11 @@ def test_an_older_snapshot_never_overwrites_a_newer_one(any_engine: Engine) -> N
 
     def record(key: str, revision: int, stage: Stage, outstanding: str) -> ProgressRecord:
         return ProgressRecord(
-            invoice_number="F-1", key=key, kind=EventKind.STEP_DONE, at=T0, summary=key,
+            invoice_number="F-1",
+            key=key,
+            kind=EventKind.STEP_DONE,
+            at=T0,
+            summary=key,
             status=status(facts, revision, stage, outstanding),
         )
 
@@ -136,31 +147,55 @@ def test_approval_lifecycle_is_recorded(any_engine: Engine) -> None:
     facts = seed(any_engine)
     activities = ProgressActivities(any_engine)
     change = ApprovalChange(
-        approval_id="F-1:mediation:1", step_id="mediation", target_stage="mediation",
-        status=ApprovalStatus.PENDING, at=T0,
+        approval_id="F-1:mediation:1",
+        step_id="mediation",
+        target_stage="mediation",
+        status=ApprovalStatus.PENDING,
+        at=T0,
     )
-    activities.record_progress(ProgressRecord(
-        invoice_number="F-1", key="approval:F-1:mediation:1", kind=EventKind.APPROVAL_REQUESTED,
-        at=T0, summary="asked", status=status(facts, 1, Stage.FORMAL_NOTICE, "1500.50"),
-        approval=change,
-    ))
-    activities.record_progress(ProgressRecord(
-        invoice_number="F-1", key="approval:F-1:mediation:1:reminder1",
-        kind=EventKind.APPROVAL_REMINDER, at=T0 + timedelta(days=2), summary="reminded",
-        status=status(facts, 2, Stage.FORMAL_NOTICE, "1500.50"), approval=change,
-    ))
+    activities.record_progress(
+        ProgressRecord(
+            invoice_number="F-1",
+            key="approval:F-1:mediation:1",
+            kind=EventKind.APPROVAL_REQUESTED,
+            at=T0,
+            summary="asked",
+            status=status(facts, 1, Stage.FORMAL_NOTICE, "1500.50"),
+            approval=change,
+        )
+    )
+    activities.record_progress(
+        ProgressRecord(
+            invoice_number="F-1",
+            key="approval:F-1:mediation:1:reminder1",
+            kind=EventKind.APPROVAL_REMINDER,
+            at=T0 + timedelta(days=2),
+            summary="reminded",
+            status=status(facts, 2, Stage.FORMAL_NOTICE, "1500.50"),
+            approval=change,
+        )
+    )
     with transaction(any_engine) as session:
         (pending,) = approvals(session, "pending")
         assert pending.reminders_sent == 1
-    activities.record_progress(ProgressRecord(
-        invoice_number="F-1", key="approval:F-1:mediation:1:decided",
-        kind=EventKind.APPROVAL_DECIDED, at=T0 + timedelta(days=3), summary="approved",
-        status=status(facts, 3, Stage.MEDIATION, "1500.50"),
-        approval=change.model_copy(update={
-            "status": ApprovalStatus.APPROVED, "decided_by": "claire", "comment": "go",
-            "at": T0 + timedelta(days=3),
-        }),
-    ))
+    activities.record_progress(
+        ProgressRecord(
+            invoice_number="F-1",
+            key="approval:F-1:mediation:1:decided",
+            kind=EventKind.APPROVAL_DECIDED,
+            at=T0 + timedelta(days=3),
+            summary="approved",
+            status=status(facts, 3, Stage.MEDIATION, "1500.50"),
+            approval=change.model_copy(
+                update={
+                    "status": ApprovalStatus.APPROVED,
+                    "decided_by": "claire",
+                    "comment": "go",
+                    "at": T0 + timedelta(days=3),
+                }
+            ),
+        )
+    )
     with transaction(any_engine) as session:
         assert approvals(session, "pending") == []
         (decided,) = approvals(session, "approved")

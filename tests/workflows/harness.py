@@ -143,7 +143,7 @@ async def running_worker(
     worker: Worker | None = None,
 ) -> AsyncIterator[Harness]:
     outbox = tmp_path / "outbox"
-    settings = Settings(_env_file=None, data_dir=tmp_path, task_queue=task_queue)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path, task_queue=task_queue)
     worker = worker or build_worker(
         env.client,
         settings,

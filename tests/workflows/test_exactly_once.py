@@ -24,12 +24,12 @@ from workflows.invoice import InvoiceWorkflow
 async def test_retry_after_a_successful_send_does_not_send_twice(
     time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
 ) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, task_queue=task_queue)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, data_dir=tmp_path, task_queue=task_queue)
     outbox = OutboxSender(tmp_path / "outbox", settings.email_from)
     sends: Counter[str] = Counter()
 
     class CountingOutbox(OutboxSender):
-        def send(self, email):  # type: ignore[no-untyped-def]
+        def send(self, email):
             sends[email.idempotency_key] += 1
             return outbox.send(email)
 

@@ -1,0 +1,96 @@
+"""API keys: `Authorization: Bearer <key>`, one role per key, only a hash kept at rest.
+
+Keys are 256 random bits, so a plain SHA-256 is enough to store them: a slow password hash
+(bcrypt, argon2) guards low-entropy human passwords against guessing, which is not possible
+against a random 43-character token. A fast hash also lets us look a key up by its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from api.errors import Unauthorized
+from store.engine import transaction
+from store.tables import ApiKey
+
+# Readable prefix: a leaked key is recognisable (secret scanners, logs) as a Relance key.
+KEY_PREFIX = "rl_"
+# How much of the key is kept in clear to tell keys apart in listings and audit fields.
+SHOWN_CHARS = 10
+
+
+class Role(StrEnum):
+    BACKOFFICE = "backoffice"  # hands over invoices, reports payments
+    COLLECTOR = "collector"  # decides escalations
+    OPS = "ops"  # read-only inspection
+    ADMIN = "admin"  # everything
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's role and how they appear in audit fields (never the secret)."""
+
+    key_id: int
+    role: Role
+    prefix: str
+    label: str | None
+
+    @property
+    def name(self) -> str:
+        return self.label or self.prefix
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(engine: Engine, role: Role | str, label: str | None = None) -> str:
+    """Store a new key and return it in clear: the only time it can be seen."""
+    role = Role(role)
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    with transaction(engine) as session:
+        session.add(
+            ApiKey(prefix=key[:SHOWN_CHARS], key_hash=hash_key(key), role=role, label=label)
+        )
+    return key
+
+
+def active_keys(session: Session, *, role: Role | None = None) -> list[ApiKey]:
+    query = select(ApiKey).where(col(ApiKey.revoked_at).is_(None)).order_by(col(ApiKey.id))
+    if role is not None:
+        query = query.where(ApiKey.role == role)
+    return list(session.exec(query).all())
+
+
+def authenticate(engine: Engine, authorization: str | None) -> Principal:
+    """The principal behind an `Authorization` header, or 401."""
+    if not authorization:
+        raise Unauthorized("missing API key: send `Authorization: Bearer <key>`")
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized("the Authorization header must be `Bearer <key>`")
+    presented = hash_key(key)
+    with transaction(engine) as session:
+        found = session.exec(select(ApiKey).where(ApiKey.key_hash == presented)).first()
+    # The lookup already matched the hash; the constant-time comparison keeps the check itself
+    # free of timing differences should the lookup ever become a prefix search.
+    if (
+        found is None
+        or found.id is None
+        or found.revoked_at is not None
+        or not hmac.compare_digest(found.key_hash, presented)
+    ):
+        raise Unauthorized("invalid or revoked API key")
+    try:
+        role = Role(found.role)
+    except ValueError:
+        raise Unauthorized("this API key has an unknown role; create a new key") from None
+    return Principal(key_id=found.id, role=role, prefix=found.prefix, label=found.label)

@@ -1,0 +1,69 @@
+"""`/v1/invoices`: the back office hands over invoices and reports payments."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from api.deps import BackOffice, ClientDep, EngineDep, InvoiceReader, SessionDep, SettingsDep
+from api.schemas import (
+    HistoryEntry,
+    InvoiceCreate,
+    InvoicePublic,
+    PaymentCreate,
+    PaymentRecorded,
+    error_responses,
+)
+from api.services import invoices
+
+router = APIRouter(prefix="/v1/invoices", tags=["invoices"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses=error_responses(401, 403, 409, 503),
+    summary="Hand over an invoice for collection (idempotent)",
+)
+async def hand_over(
+    body: InvoiceCreate,
+    response: Response,
+    engine: EngineDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    _: BackOffice,
+) -> InvoicePublic:
+    """The same invoice again gets the same answer; the same number with other data, 409."""
+    response.headers["Location"] = f"/v1/invoices/{body.number}"
+    return await invoices.hand_over(engine, client, settings, body)
+
+
+@router.get("/{number}", responses=error_responses(401, 403, 404), summary="An invoice's state")
+def get_invoice(
+    number: str, session: SessionDep, settings: SettingsDep, _: InvoiceReader
+) -> InvoicePublic:
+    return invoices.get_invoice(session, settings, number)
+
+
+@router.post(
+    "/{number}/payments",
+    responses=error_responses(401, 403, 404, 409, 503),
+    summary="Report a payment (idempotent on its reference)",
+)
+async def record_payment(
+    number: str,
+    body: PaymentCreate,
+    engine: EngineDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    _: BackOffice,
+) -> PaymentRecorded:
+    return await invoices.record_payment(engine, client, settings, number, body)
+
+
+@router.get(
+    "/{number}/history",
+    responses=error_responses(401, 403, 404),
+    summary="The invoice's timeline: steps, messages, payments, decisions",
+)
+def history(number: str, session: SessionDep, _: InvoiceReader) -> list[HistoryEntry]:
+    return invoices.history(session, number)

@@ -1,0 +1,187 @@
+"""What a collector sees: the approval inbox, decisions, and the invoice's timeline.
+
+Days last one second here, and invoices are handed over 50 days late: the workflow catches up
+at once (one reminder, then the formal notice, two "days" apart) and asks for the mediation
+approval within seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from api.auth import Role
+from tests.api.conftest import Api, eventually, invoice_body
+
+
+@pytest.fixture
+def day_seconds() -> float:
+    return 1.0
+
+
+def late_invoice(number: str) -> dict[str, Any]:
+    today = date.today()
+    return invoice_body(
+        number,
+        issue_date=(today - timedelta(days=80)).isoformat(),
+        due_date=(today - timedelta(days=50)).isoformat(),
+    )
+
+
+async def pending_approval(api: Api, number: str) -> dict[str, Any]:
+    async def probe() -> Any:
+        response = await api.get("/v1/approvals?status=pending", role=Role.COLLECTOR)
+        assert response.status_code == 200, response.text
+        mine = [a for a in response.json() if a["invoice_number"] == number]
+        return mine[0] if mine else None
+
+    approval: dict[str, Any] = await eventually(probe, within=30, what="a pending approval")
+    return approval
+
+
+async def decide(api: Api, approval_id: str, approve: bool, comment: str = "") -> Any:
+    return await api.post(
+        f"/v1/approvals/{approval_id}/decision",
+        {"approve": approve, "comment": comment},
+        role=Role.COLLECTOR,
+    )
+
+
+async def test_collector_approves_the_mediation_escalation(api: Api) -> None:
+    assert (await api.hand_over(late_invoice("INV-APR-1"))).status_code == 201
+
+    approval = await pending_approval(api, "INV-APR-1")
+    assert approval["step_id"] == "mediation"
+    assert approval["target_stage"] == "mediation"
+    assert approval["status"] == "pending"
+    assert approval["requested_at"]
+    assert approval["reminders_sent"] >= 0
+
+    invoice = await api.invoice("INV-APR-1")
+    assert invoice["stage"] == "formal_notice"
+    assert invoice["pending_approval"]["id"] == approval["id"]
+    assert invoice["next_step"]["step_id"] == "mediation"
+    assert invoice["next_step"]["stage"] == "mediation"
+    assert invoice["next_step"]["needs_approval"] is True
+    assert approval["id"] in invoice["next_step"]["note"]
+
+    # The back office cannot decide escalations.
+    refused = await api.post(
+        f"/v1/approvals/{approval['id']}/decision", {"approve": True}, role=Role.BACKOFFICE
+    )
+    assert refused.status_code == 403
+
+    response = await decide(api, approval["id"], approve=True, comment="no answer to calls")
+
+    assert response.status_code == 200, response.text
+    decided = response.json()
+    assert decided["approval_id"] == approval["id"]
+    assert decided["approved"] is True
+    assert decided["applied"] is True
+    assert decided["decided_by"] == "collector-tester"
+    assert decided["stage"] == "mediation"
+    assert decided["outstanding"] == {"amount": "1200.00", "currency": "EUR"}
+
+    # Deciding again is a conflict; the inbox shows who decided.
+    again = await decide(api, approval["id"], approve=False)
+    assert again.status_code == 409
+    assert "no longer pending" in again.json()["detail"]
+    approved = (await api.get("/v1/approvals?status=approved", role=Role.OPS)).json()
+    [row] = [a for a in approved if a["id"] == approval["id"]]
+    assert row["decided_by"] == "collector-tester"
+    assert row["comment"] == "no answer to calls"
+    assert (await api.invoice("INV-APR-1"))["pending_approval"] is None
+
+
+async def test_rejected_escalation_stays_at_the_current_stage(api: Api) -> None:
+    assert (await api.hand_over(late_invoice("INV-APR-2"))).status_code == 201
+    approval = await pending_approval(api, "INV-APR-2")
+
+    # Nobody answers: the collectors are reminded (after two "days").
+    async def reminded() -> Any:
+        rows = (await api.get("/v1/approvals?status=pending", role=Role.COLLECTOR)).json()
+        return [a for a in rows if a["id"] == approval["id"] and a["reminders_sent"] >= 1]
+
+    await eventually(reminded, what="an approval reminder")
+
+    response = await decide(api, approval["id"], approve=False, comment="paying next week")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["approved"] is False
+    assert response.json()["stage"] == "formal_notice"
+    invoice = await api.invoice("INV-APR-2")
+    assert invoice["stage"] == "formal_notice"
+    assert invoice["pending_approval"] is None
+    [row] = (await api.get("/v1/approvals?status=rejected", role=Role.COLLECTOR)).json()
+    assert row["comment"] == "paying next week"
+    history = (await api.get("/v1/invoices/INV-APR-2/history")).json()
+    [entry] = [e for e in history if e["kind"] == "approval_decided"]
+    assert "rejected by collector-tester" in entry["summary"]
+    assert entry["detail"]["comment"] == "paying next week"
+
+
+async def test_unknown_approval_is_a_404_and_bad_decision_a_422(api: Api) -> None:
+    response = await decide(api, "INV-NOPE:mediation:1", approve=True)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "approval INV-NOPE:mediation:1 is unknown"}
+
+    bad = await api.post(
+        "/v1/approvals/INV-NOPE:mediation:1/decision", {"approve": "maybe"}, role=Role.COLLECTOR
+    )
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "approve"]
+
+    status = await api.get("/v1/approvals?status=sleeping", role=Role.COLLECTOR)
+    assert status.status_code == 422
+    assert status.json()["detail"][0]["loc"] == ["query", "status"]
+
+
+def _timeline(history: list[dict[str, Any]]) -> list[str]:
+    """Events by kind, messages as `message_<status>:<step>:<recipient>`; reminders left out
+    (how many depends on how fast the test decides)."""
+    out = []
+    for entry in history:
+        if entry["kind"] == "approval_reminder":
+            continue
+        if entry["kind"].startswith("message_"):
+            detail = entry["detail"]
+            if "_approval" in detail["step_id"]:
+                continue
+            out.append(f"{entry['kind']}:{detail['step_id']}:{detail['recipient']}")
+        else:
+            out.append(entry["kind"])
+    return out
+
+
+async def test_history_lists_steps_messages_and_decisions_in_order(api: Api) -> None:
+    assert (await api.hand_over(late_invoice("INV-APR-3"))).status_code == 201
+    approval = await pending_approval(api, "INV-APR-3")
+    assert (await decide(api, approval["id"], approve=True)).status_code == 200
+
+    response = await api.get("/v1/invoices/INV-APR-3/history", role=Role.OPS)
+
+    assert response.status_code == 200
+    history = response.json()
+    assert [e["at"] for e in history] == sorted(e["at"] for e in history)
+    assert _timeline(history) == [
+        "opened",
+        "step_skipped",  # pre_reminder: the due date has passed
+        "stage_changed",  # overdue
+        "step_skipped",  # reminder_1: reminder_2 is already due
+        "step_skipped",  # reminder_2: reminder_3 is already due
+        "message_sent:reminder_3:debtor",
+        "step_done",
+        "message_sent:formal_notice:debtor",
+        "step_done",
+        "approval_requested",
+        "message_sent:mediation:debtor",
+        "message_sent:mediation:mediator",
+        "approval_decided",
+    ]
+    sent = [e for e in history if e["kind"] == "message_sent"]
+    assert all(e["detail"]["channel"] == "email" and e["detail"]["sent_at"] for e in sent)
+    assert all(e["detail"]["subject"] for e in sent)
+    # No personal data in the timeline: recipients are roles, not addresses.
+    assert "dupont.example" not in response.text
