@@ -1,0 +1,1 @@
+"""Shipped collection scenarios (YAML), one file per playbook."""
