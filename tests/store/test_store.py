@@ -77,6 +77,7 @@ def test_amounts_keep_their_cents_exactly(any_engine: Engine) -> None:
 
 def test_idempotency_key_is_unique(any_engine: Engine) -> None:
     seed(any_engine)
+
     def row() -> Interaction:
         return Interaction(
             idempotency_key="F-1:reminder_1:email",
