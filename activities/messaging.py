@@ -87,7 +87,7 @@ class MessagingActivities:
                 type="ChannelUnavailable",
                 non_retryable=True,
             )
-        email = self._compose(request, key)
+        email = self.compose(request, key)
         try:
             receipt = self._sender.send(email)
         except PermanentSendError as exc:
@@ -155,7 +155,8 @@ class MessagingActivities:
                 row.sent_at = utcnow()
             session.add(row)
 
-    def _compose(self, request: SendRequest, key: str) -> OutgoingEmail:
+    def compose(self, request: SendRequest, key: str) -> OutgoingEmail:
+        """Render the message a request stands for, without sending it (previews use it)."""
         with transaction(self._engine) as session:
             invoice = session.get(Invoice, request.invoice_number)
             debtor = session.get(Debtor, invoice.debtor_id) if invoice else None

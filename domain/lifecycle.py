@@ -24,9 +24,15 @@ class Stage(StrEnum):
     PAID = "paid"
     CANCELLED = "cancelled"
     WRITTEN_OFF = "written_off"
+    # Side states: the escalation clock is frozen until they end.
+    DISPUTED = "disputed"
+    PAYMENT_PLAN = "payment_plan"
+    PROMISED = "promised"
+    PAUSED = "paused"
 
 
 TERMINAL_STAGES = frozenset({Stage.HANDED_OFF, Stage.PAID, Stage.CANCELLED, Stage.WRITTEN_OFF})
+HOLD_STAGES = frozenset({Stage.DISPUTED, Stage.PAYMENT_PLAN, Stage.PROMISED, Stage.PAUSED})
 
 # Escalation order: a playbook may only move forward along it.
 ESCALATION_ORDER = (
@@ -58,6 +64,9 @@ class InvoiceFacts(BaseModel):
     language: str = "fr"
     country: str = "FR"
     segment: str | None = None
+    # Where the debtor is, for business days and the send window (None: the country's zone).
+    timezone: str | None = None
+    subdivision: str | None = None
 
 
 class PaymentInput(BaseModel):

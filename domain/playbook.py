@@ -8,6 +8,7 @@ playbook version it started with whatever happens to the file afterwards.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -62,6 +63,8 @@ class Step(BaseModel):
     requires_approval: bool = False
     # Who else receives the file when the step runs (the debtor is always informed).
     notify: tuple[Recipient, ...] = ()
+    # What replaces email once the debtor's address bounced or was dropped.
+    fallback: tuple[Channel, ...] = (Channel.LETTER,)
 
     @model_validator(mode="after")
     def _check(self) -> Step:
@@ -90,6 +93,20 @@ class Playbook(BaseModel):
     approval_reminder_repeat_days: float = Field(default=3, gt=0)
     # After a rejected escalation, it is proposed again this many days later.
     rejection_retry_days: float = Field(default=14, gt=0)
+    # Disputes: a collector resolves within this many days (then is reminded); a rejected
+    # dispute resumes the escalation after the grace period.
+    dispute_resolution_days: float = Field(default=10, gt=0)
+    dispute_grace_days: float = Field(default=3, ge=0)
+    # Promises to pay: escalation waits until the promised day plus this grace.
+    promise_grace_days: float = Field(default=2, ge=0)
+    # Payment plans: a courtesy reminder before each installment, a grace period after a
+    # missed one, and a second person's approval above these limits (four-eyes).
+    installment_reminder_days: float = Field(default=3, ge=0)
+    installment_grace_days: float = Field(default=5, ge=0)
+    plan_approval_amount: Decimal = Field(default=Decimal("5000"), ge=0)
+    plan_approval_installments: int = Field(default=6, ge=1)
+    # A phone step gives a collector this many days to call.
+    call_task_days: float = Field(default=2, gt=0)
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -31,8 +31,29 @@ class Debtor(SQLModel, table=True):
     country: str = Field(max_length=2)
     language: str = Field(max_length=8)
     segment: str | None = Field(default=None, max_length=32)
+    # For business days and the send window; None: the country's usual zone.
+    timezone: str | None = Field(default=None, max_length=64)
+    subdivision: str | None = Field(default=None, max_length=16)
+    # Size bands derive the segment when the back office gives none.
+    annual_revenue: Decimal | None = Field(default=None, sa_type=AMOUNT)
+    headcount: int | None = None
+    # Set by a bounce or drop: messages to this address use the playbook's fallback.
+    email_invalid_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DebtorOverride(SQLModel, table=True):
+    """A finance decision about one debtor: a specific playbook, or no collection until a date."""
+
+    __tablename__ = "debtor_override"
+
+    debtor_id: str = Field(primary_key=True, foreign_key="debtor.id", max_length=64)
+    playbook: str | None = Field(default=None, max_length=64)
+    opt_out_reason: str | None = None
+    opt_out_until: date | None = None
+    set_by: str = Field(max_length=128)
+    set_at: datetime = Field(default_factory=utcnow)
 
 
 class Invoice(SQLModel, table=True):
@@ -97,6 +118,10 @@ class Interaction(SQLModel, table=True):
     planned_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # The provider's later word on it (SendGrid Event Webhook): delivered, open, bounce...
+    delivery_status: str | None = Field(default=None, max_length=16)
+    delivery_at: datetime | None = None
+    delivery_reason: str | None = None
 
 
 class Approval(SQLModel, table=True):
@@ -138,3 +163,64 @@ class ApiKey(SQLModel, table=True):
     label: str | None = Field(default=None, max_length=120)
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+
+
+class Dispute(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    reason: str
+    amount: Decimal | None = Field(default=None, sa_type=AMOUNT)
+    currency: str | None = Field(default=None, max_length=3)
+    status: str = Field(default="open", index=True, max_length=16)
+    opened_by: str = Field(max_length=128)
+    opened_at: datetime
+    deadline: datetime
+    resolved_by: str | None = Field(default=None, max_length=128)
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    credit: Decimal | None = Field(default=None, sa_type=AMOUNT)
+
+
+class PaymentPlan(SQLModel, table=True):
+    __tablename__ = "payment_plan"
+
+    id: str = Field(primary_key=True, max_length=64)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    # proposed, active, rejected, broken, completed
+    status: str = Field(default="proposed", index=True, max_length=16)
+    installments: list[dict[str, object]] = Field(default_factory=list, sa_column=Column(JSON))
+    proposed_by: str = Field(max_length=128)
+    proposed_at: datetime
+    needs_approval: bool = False
+    decided_by: str | None = Field(default=None, max_length=128)
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+
+class Task(SQLModel, table=True):
+    """Work for a collector: a phone call, a dispute to resolve, a plan to approve."""
+
+    id: str = Field(primary_key=True, max_length=160)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    kind: str = Field(max_length=24)
+    status: str = Field(default="open", index=True, max_length=16)
+    title: str
+    due_at: datetime
+    created_at: datetime
+    outcome: str | None = Field(default=None, max_length=32)
+    notes: str | None = None
+    promise_date: date | None = None
+    closed_by: str | None = Field(default=None, max_length=128)
+    closed_at: datetime | None = None
+
+
+class InboundEvent(SQLModel, table=True):
+    """Provider events already received (SendGrid's `sg_event_id`): a replay changes nothing."""
+
+    __tablename__ = "inbound_event"
+
+    id: str = Field(primary_key=True, max_length=128)
+    source: str = Field(max_length=16)
+    kind: str = Field(max_length=24)
+    received_at: datetime = Field(default_factory=utcnow)
+    invoice_number: str | None = Field(default=None, max_length=64)

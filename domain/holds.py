@@ -1,0 +1,126 @@
+"""What people do to an invoice while it is being collected: disputes, payment plans,
+promises to pay, holds, cancellation and write-off, and the delivery events of its messages.
+
+Each model is the input of one workflow Update (or Signal) and carries the actor, so every
+decision is recorded with who took it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from domain.money import Money
+
+Actor = str
+
+
+class DisputeOpen(BaseModel):
+    dispute_id: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=2000)
+    # None: the whole outstanding amount is disputed.
+    amount: Money | None = None
+    opened_by: Actor = Field(min_length=1)
+
+
+class DisputeOutcome(StrEnum):
+    UPHELD = "upheld"
+    REJECTED = "rejected"
+
+
+class DisputeResolution(BaseModel):
+    dispute_id: str
+    outcome: DisputeOutcome
+    # Upheld: the credit note's amount; None cancels the invoice (credit note for all of it).
+    credit: Money | None = None
+    credit_note_reference: str | None = None
+    comment: str = ""
+    resolved_by: Actor = Field(min_length=1)
+
+
+class Installment(BaseModel):
+    due_date: date
+    amount: Money
+
+
+class PlanProposal(BaseModel):
+    plan_id: str = Field(min_length=1, max_length=64)
+    installments: list[Installment] = Field(min_length=1, max_length=60)
+    proposed_by: Actor = Field(min_length=1)
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PlanProposal:
+        dates = [i.due_date for i in self.installments]
+        if dates != sorted(dates) or len(set(dates)) != len(dates):
+            raise ValueError("installment dates must be distinct and in order")
+        currencies = {i.amount.currency for i in self.installments}
+        if len(currencies) != 1:
+            raise ValueError("installments must all be in the invoice's currency")
+        if any(not i.amount.is_positive for i in self.installments):
+            raise ValueError("every installment must be a positive amount")
+        return self
+
+
+class PlanDecision(BaseModel):
+    plan_id: str
+    approve: bool
+    decided_by: Actor = Field(min_length=1)
+    comment: str = ""
+
+
+class PromiseToPay(BaseModel):
+    promise_id: str = Field(min_length=1, max_length=64)
+    until: date
+    recorded_by: Actor = Field(min_length=1)
+    note: str = ""
+
+
+class HoldRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+    until: date | None = None
+    by: Actor = Field(min_length=1)
+
+
+class ResumeRequest(BaseModel):
+    by: Actor = Field(min_length=1)
+    comment: str = ""
+
+
+class ClosureKind(StrEnum):
+    CANCEL = "cancel"
+    WRITE_OFF = "write_off"
+
+
+class Closure(BaseModel):
+    kind: ClosureKind
+    reason: str = Field(min_length=1, max_length=2000)
+    by: Actor = Field(min_length=1)
+    credit_note_reference: str | None = None
+
+
+DeliveryKind = Literal[
+    "processed",
+    "delivered",
+    "open",
+    "click",
+    "deferred",
+    "bounce",
+    "dropped",
+    "spamreport",
+    "unsubscribe",
+]
+# Events that mean the address cannot be used: the playbook's fallback channel takes over.
+UNDELIVERABLE: frozenset[str] = frozenset({"bounce", "dropped"})
+
+
+class DeliveryEvent(BaseModel):
+    event_id: str
+    kind: DeliveryKind
+    step_id: str
+    channel: str = "email"
+    occurred_at: datetime
+    reason: str | None = None
