@@ -6,12 +6,14 @@ tests rely on them.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REAL_DAY_SECONDS = 86400.0
 
@@ -61,6 +63,57 @@ class Settings(BaseSettings):
     worker_max_concurrent_activities: int = Field(default=16, ge=1)
     worker_graceful_shutdown_seconds: float = Field(default=15.0, ge=0)
     metrics_bind_address: str | None = None
+
+    # --- Webhooks ---------------------------------------------------------------------------
+    # SendGrid's Event Webhook (POST /v1/webhooks/sendgrid) is authenticated by its ECDSA
+    # signature alone: this is the verification key SendGrid shows (base64 DER). Unset, the
+    # endpoint answers 503: unsigned events are never accepted, in any environment.
+    sendgrid_webhook_public_key: str | None = None
+    # How far the signed timestamp may be from now, either way. SendGrid's helper checks no age,
+    # so without this a captured request could be replayed forever.
+    sendgrid_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    # Signed notifications to the back office (stage changes, disputes, plans, hand-offs):
+    # http(s) URLs, comma-separated or a JSON list; none turns the feature off.
+    backoffice_webhook_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The HMAC-SHA256 key receivers verify `Relance-Signature` with; required with URLs.
+    backoffice_webhook_secret: SecretStr | None = None
+    backoffice_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("backoffice_webhook_urls", mode="before")
+    @classmethod
+    def _split_webhook_urls(cls, value: object) -> object:
+        # NoDecode hands us the raw variable: operators write either form.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("backoffice_webhook_urls")
+    @classmethod
+    def _check_webhook_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                # Only the scheme and host: a URL may carry a receiver's token.
+                raise ValueError(
+                    "RELANCE_BACKOFFICE_WEBHOOK_URLS must be http(s) URLs; "
+                    f"got one with scheme {parts.scheme!r} and host {parts.hostname!r}"
+                )
+        return urls
+
+    @model_validator(mode="after")
+    def _check_backoffice_webhooks(self) -> Settings:
+        secret = self.backoffice_webhook_secret
+        if self.backoffice_webhook_urls and not (secret and secret.get_secret_value()):
+            raise ValueError(
+                "RELANCE_BACKOFFICE_WEBHOOK_URLS needs RELANCE_BACKOFFICE_WEBHOOK_SECRET: "
+                "receivers must be able to tell our notifications from forgeries"
+            )
+        if secret and len(secret.get_secret_value()) < 16:
+            raise ValueError("RELANCE_BACKOFFICE_WEBHOOK_SECRET must be at least 16 characters")
+        return self
 
     @model_validator(mode="after")
     def _check_email_backend(self) -> Settings:

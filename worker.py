@@ -12,8 +12,11 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.calendar import business_time
 from activities.email import EmailSender, build_sender
+from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities
+from activities.notify import NotifyActivities
 from activities.progress import ProgressActivities
 from config import Settings
 from messages import Renderer
@@ -21,6 +24,7 @@ from store.engine import make_engine
 from store.migrate import upgrade
 from workflows.client import connect
 from workflows.invoice import InvoiceWorkflow
+from workflows.mailbox import DebtorMailboxWorkflow
 
 log = logging.getLogger("relance.worker")
 
@@ -38,12 +42,20 @@ def build_worker(
     messaging = MessagingActivities(
         engine, sender or build_sender(settings), renderer or Renderer(), settings
     )
+    mailbox = MailboxActivities(client, messaging)
     threads = settings.worker_max_concurrent_activities
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[InvoiceWorkflow],
-        activities=[progress.record_progress, messaging.send_message],
+        workflows=[InvoiceWorkflow, DebtorMailboxWorkflow],
+        activities=[
+            progress.record_progress,
+            messaging.send_message,
+            business_time,
+            mailbox.enqueue_message,
+            mailbox.send_batch,
+            NotifyActivities(settings).notify_backoffice,
+        ],
         # Store and SendGrid calls block: they run on a pool as large as the concurrency.
         activity_executor=ThreadPoolExecutor(max_workers=threads),
         max_concurrent_activities=threads,

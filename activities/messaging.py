@@ -18,7 +18,13 @@ from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.email import EmailSender, OutgoingEmail, PermanentSendError, TransientSendError
+from activities.email import (
+    EmailSender,
+    OutboxSender,
+    OutgoingEmail,
+    PermanentSendError,
+    TransientSendError,
+)
 from config import Settings
 from domain.law import statement_of_amounts
 from domain.money import Money
@@ -32,6 +38,15 @@ def message_key(invoice_number: str, step_id: str, channel: Channel, recipient: 
     """The one builder of idempotency keys: `<invoice>:<step>:<channel>[:<recipient>]`."""
     key = f"{invoice_number}:{step_id}:{channel.value}"
     return key if recipient == Recipient.DEBTOR else f"{key}:{recipient.value}"
+
+
+def batch_key(debtor_id: str, channel: Channel, day: date) -> str:
+    """The key of a debtor's one message of the day on a channel: `debtor:<id>:<channel>:<day>`.
+
+    A consolidated message is sent under it; every invoice it lists keeps its own
+    `message_key` row in the store, and those rows carry this key as their `batch_key`.
+    """
+    return f"debtor:{debtor_id}:{channel.value}:{day.isoformat()}"
 
 
 class SendRequest(BaseModel):
@@ -48,6 +63,8 @@ class SendRequest(BaseModel):
     paid: Money | None = None
     approval_id: str | None = None
     target_stage: str | None = None
+    installment_amount: Money | None = None
+    installment_due_date: date | None = None
 
 
 class SendOutcome(BaseModel):
@@ -66,6 +83,26 @@ class MessagingActivities:
         self._sender = sender
         self._renderer = renderer
         self._settings = settings
+        # Letters are rendered into a print queue (one file each) for posting.
+        self._letters = OutboxSender(settings.resolved_outbox_dir / "letters", settings.email_from)
+
+    # The debtor's mailbox sends consolidated messages with the same store, sender, templates
+    # and settings (activities/mailbox.py).
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def sender(self) -> EmailSender:
+        return self._sender
+
+    @property
+    def renderer(self) -> Renderer:
+        return self._renderer
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
 
     @activity.defn(name="send_message")
     def send_message(self, request: SendRequest) -> SendOutcome:
@@ -80,7 +117,7 @@ class MessagingActivities:
                 provider_message_id=interaction.provider_message_id,
                 replayed=True,
             )
-        if request.channel != Channel.EMAIL:
+        if request.channel not in (Channel.EMAIL, Channel.LETTER):
             self._finish(key, InteractionStatus.FAILED, error="channel not available yet")
             raise ApplicationError(
                 f"channel {request.channel.value} is not available",
@@ -88,8 +125,9 @@ class MessagingActivities:
                 non_retryable=True,
             )
         email = self.compose(request, key)
+        sender = self._letters if request.channel == Channel.LETTER else self._sender
         try:
-            receipt = self._sender.send(email)
+            receipt = sender.send(email)
         except PermanentSendError as exc:
             self._finish(key, InteractionStatus.FAILED, error=str(exc), subject=email.subject)
             raise ApplicationError(str(exc), type="PermanentSendError", non_retryable=True) from exc
@@ -224,4 +262,6 @@ class MessagingActivities:
             paid=request.paid,
             approval_id=request.approval_id,
             target_stage=request.target_stage,
+            installment_amount=request.installment_amount,
+            installment_due_date=request.installment_due_date,
         )

@@ -14,9 +14,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
+from domain.holds import Installment
 from domain.lifecycle import ApprovalStatus, InvoiceStatus, PaymentResult
+from domain.money import Money
 from store.engine import transaction
-from store.tables import Approval, Event, Invoice, Payment, utcnow
+from store.tables import Approval, Dispute, Event, Invoice, Payment, PaymentPlan, Task, utcnow
 
 
 class EventKind(StrEnum):
@@ -30,6 +32,21 @@ class EventKind(StrEnum):
     APPROVAL_REMINDER = "approval_reminder"
     APPROVAL_DECIDED = "approval_decided"
     APPROVAL_CANCELLED = "approval_cancelled"
+    TASK_OPENED = "task_opened"
+    FALLBACK = "fallback"
+    DELIVERY = "delivery"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_REMINDER = "dispute_reminder"
+    DISPUTE_RESOLVED = "dispute_resolved"
+    PLAN_PROPOSED = "plan_proposed"
+    PLAN_DECIDED = "plan_decided"
+    PLAN_BROKEN = "plan_broken"
+    PLAN_ENDED = "plan_ended"
+    PROMISE_RECORDED = "promise_recorded"
+    PROMISE_BROKEN = "promise_broken"
+    HOLD_STARTED = "hold_started"
+    HOLD_ENDED = "hold_ended"
+    CLOSURE = "closure"
     CLOSED = "closed"
 
 
@@ -48,6 +65,37 @@ class PaymentChange(BaseModel):
     received_on: date | None = None
 
 
+class DisputeChange(BaseModel):
+    dispute_id: str
+    status: str  # open, upheld, rejected
+    at: datetime
+    by: str
+    reason: str | None = None
+    amount: Money | None = None
+    deadline: datetime | None = None
+    resolution: str | None = None
+    credit: Money | None = None
+
+
+class PlanChange(BaseModel):
+    plan_id: str
+    status: str  # proposed, active, rejected, broken, completed
+    at: datetime
+    by: str
+    installments: list[Installment] | None = None
+    needs_approval: bool | None = None
+    comment: str | None = None
+
+
+class TaskChange(BaseModel):
+    task_id: str
+    kind: str  # call, dispute, plan_approval
+    status: str  # open, done, cancelled
+    at: datetime
+    title: str = ""
+    due_at: datetime | None = None
+
+
 class ProgressRecord(BaseModel):
     invoice_number: str
     key: str
@@ -58,6 +106,9 @@ class ProgressRecord(BaseModel):
     status: InvoiceStatus
     payment: PaymentChange | None = None
     approval: ApprovalChange | None = None
+    dispute: DisputeChange | None = None
+    plan: PlanChange | None = None
+    task: TaskChange | None = None
 
 
 class ProgressActivities:
@@ -90,6 +141,12 @@ class ProgressActivities:
                 _add_payment(session, record.invoice_number, record.payment, record.at)
             if record.approval is not None:
                 _apply_approval(session, record.invoice_number, record.kind, record.approval)
+            if record.dispute is not None:
+                _apply_dispute(session, record.invoice_number, record.dispute)
+            if record.plan is not None:
+                _apply_plan(session, record.invoice_number, record.plan)
+            if record.task is not None:
+                _apply_task(session, record.invoice_number, record.task)
             _update_read_model(session, record.status)
         return True
 
@@ -128,6 +185,69 @@ def _apply_approval(session: Session, number: str, kind: EventKind, change: Appr
         approval.decided_by = change.decided_by
         approval.comment = change.comment
     session.add(approval)
+
+
+def _apply_dispute(session: Session, number: str, change: DisputeChange) -> None:
+    dispute = session.get(Dispute, change.dispute_id)
+    if dispute is None:
+        dispute = Dispute(
+            id=change.dispute_id,
+            invoice_number=number,
+            reason=change.reason or "",
+            amount=change.amount.amount if change.amount else None,
+            currency=change.amount.currency if change.amount else None,
+            opened_by=change.by,
+            opened_at=change.at,
+            deadline=change.deadline or change.at,
+        )
+    if change.status != "open":
+        dispute.status = change.status
+        dispute.resolved_by = change.by
+        dispute.resolved_at = change.at
+        dispute.resolution = change.resolution
+        dispute.credit = change.credit.amount if change.credit else None
+    elif change.deadline is not None:
+        dispute.deadline = change.deadline
+    session.add(dispute)
+
+
+def _apply_plan(session: Session, number: str, change: PlanChange) -> None:
+    plan = session.get(PaymentPlan, change.plan_id)
+    if plan is None:
+        plan = PaymentPlan(
+            id=change.plan_id, invoice_number=number, proposed_by=change.by, proposed_at=change.at
+        )
+    plan.status = change.status
+    if change.installments is not None:
+        plan.installments = [i.model_dump(mode="json") for i in change.installments]
+    if change.needs_approval is not None:
+        plan.needs_approval = change.needs_approval
+    if change.status in ("active", "rejected") and plan.proposed_at != change.at:
+        plan.decided_by = change.by
+        plan.decided_at = change.at
+    if change.comment:
+        plan.comment = change.comment
+    session.add(plan)
+
+
+def _apply_task(session: Session, number: str, change: TaskChange) -> None:
+    task = session.get(Task, change.task_id)
+    if task is None:
+        task = Task(
+            id=change.task_id,
+            invoice_number=number,
+            kind=change.kind,
+            title=change.title,
+            due_at=change.due_at or change.at,
+            created_at=change.at,
+        )
+    elif task.status != "open":
+        return  # a collector closed it already: their outcome stands
+    task.status = change.status
+    if change.status != "open":
+        task.closed_at = change.at
+        task.closed_by = "relance"
+    session.add(task)
 
 
 def _update_read_model(session: Session, status: InvoiceStatus) -> None:

@@ -72,6 +72,16 @@ _UPDATE_FAILURES: dict[str, type[ApiError]] = {
     "InvalidAmount": Invalid,
     "InvoiceClosed": Conflict,
     "StaleApproval": Conflict,
+    # Collection work: disputes, plans, promises, holds.
+    "UnknownDispute": Conflict,
+    "DisputeOpen": Conflict,
+    "PlanMismatch": Invalid,
+    "PlanConflict": Conflict,
+    "UnknownPlan": Conflict,
+    "FourEyes": Forbidden,
+    "NotPaused": Conflict,
+    "HoldConflict": Conflict,
+    "InvalidPromise": Invalid,
 }
 
 _UNREACHABLE = frozenset(

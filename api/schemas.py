@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from domain.calendar import debtor_timezone, is_business_day
 from domain.lifecycle import ApprovalStatus, Stage
 from domain.money import Currency, Money, minor_units, quantize
 
@@ -74,6 +75,27 @@ AmountString = Annotated[
     PlainValidator(_decimal_string),
     PlainSerializer(str, return_type=str),
     WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["1200.00"]}),
+]
+
+
+def _revenue(value: object) -> Decimal:
+    # A turnover may be 0 (a company in its first year); an integer is exact, a float is not.
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and _DECIMAL.match(value.strip()):
+        amount = Decimal(value.strip())
+        if amount < 0:
+            raise ValueError(f"a turnover cannot be negative, got {value!r}")
+        if amount == 0:
+            return Decimal(0)
+    return _decimal_string(value)
+
+
+RevenueString = Annotated[
+    Decimal,
+    PlainValidator(_revenue),
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["1800000"]}),
 ]
 
 
@@ -138,11 +160,54 @@ class DebtorIn(BaseModel):
     country: str = Field(examples=["FR"], description="ISO 3166-1 alpha-2")
     language: Language = Field(examples=["fr"])
     segment: str | None = Field(default=None, max_length=32, examples=["PME"])
+    # Size, from which the segment is derived when none is given (décret 2008-1354 bands).
+    annual_revenue: RevenueString | None = Field(
+        default=None, description="yearly turnover in euros, a decimal string"
+    )
+    headcount: int | None = Field(default=None, ge=0, le=10_000_000, examples=[42])
+    # Where the debtor is, for business days and the send window.
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        examples=["Europe/Paris"],
+        description="IANA time zone; default: the country's main one",
+    )
+    subdivision: str | None = Field(
+        default=None,
+        max_length=16,
+        examples=["BY"],
+        description="region for public holidays (ISO 3166-2 code without the country, e.g. "
+        "'BY' for Bavaria, '57' for Moselle)",
+    )
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_number(value)
+
+    @field_validator("headcount", mode="before")
+    @classmethod
+    def _whole_headcount(cls, value: object) -> object:
+        # Lax pydantic would turn "12" or 12.0 into 12; a count of people is a JSON integer.
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"must be a whole number of employees, got {value!r}")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            debtor_timezone("FR", value)  # raises ValueError naming the unknown zone
+        return value
+
+    @field_validator("subdivision")
+    @classmethod
+    def _subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        if value is not None and country is not None:
+            # Any day will do: the holiday calendar refuses a subdivision it does not know.
+            is_business_day(date(2026, 1, 5), country, value)
+        return value
 
     @field_validator("country")
     @classmethod
@@ -228,6 +293,11 @@ class InvoicePublic(BaseModel):
     next_step: NextStepPublic | None = None
     pending_approval: ApprovalPublic | None = None
     payments: list[PaymentPublic] = []
+    # The scenario it runs (the version it started with, kept whatever the file becomes).
+    playbook: str | None = None
+    playbook_version: int | None = None
+    # Things the back office should know about its hand-over (e.g. the debtor is opted out).
+    warnings: list[str] = []
 
 
 # ------------------------------------------------------------------ payments

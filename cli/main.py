@@ -27,6 +27,7 @@ from temporalio.service import RPCError
 
 from api.app import TemporalUnreachable, connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
+from cli import imports, playbooks, preview
 from cli.devserver import DevServer, DevServerError, SearchAttributeError, ensure_search_attributes
 from config import Settings
 from store.engine import make_engine
@@ -46,6 +47,9 @@ app = typer.Typer(
 )
 apikey_app = typer.Typer(help="API keys (Authorization: Bearer <key>).", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(playbooks.app, name="playbooks")
+app.command("import")(imports.import_invoices)
+app.command("preview")(preview.preview)
 
 
 class _Failure(Exception):

@@ -8,18 +8,33 @@ playbook version it started with whatever happens to the file afterwards.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from domain.lifecycle import ESCALATION_ORDER, Stage
 
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 _STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+# A playbook's name is its file's name: it is stored on every invoice (64 chars) and the
+# selection builds names from it (`<segment>_<band>`), so it stays a plain identifier.
+_PLAYBOOK_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SUFFIX = ".yaml"
+# Files a user may have meant as playbooks but that would be silently ignored.
+_NEAR_MISSES = (".yml",)
 
 
 class Channel(StrEnum):
@@ -51,6 +66,22 @@ class Tone(StrEnum):
     FORMAL = "formal"
 
 
+def _channels(value: Any) -> Any:
+    """Accept `channels: email` as well as a list, and name the allowed channels on a typo.
+
+    Pydantic's own enum error ("Input should be 'email', 'sms', ...") does not say that the
+    value is a channel; a finance person editing YAML reads "unknown channel 'fax'" faster.
+    """
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list | tuple):
+        allowed = ", ".join(c.value for c in Channel)
+        for item in value:
+            if item not in {c.value for c in Channel} and not isinstance(item, Channel):
+                raise ValueError(f"unknown channel {item!r} (channels: {allowed})")
+    return value
+
+
 class Step(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -66,6 +97,11 @@ class Step(BaseModel):
     # What replaces email once the debtor's address bounced or was dropped.
     fallback: tuple[Channel, ...] = (Channel.LETTER,)
 
+    @field_validator("channels", "fallback", mode="before")
+    @classmethod
+    def _known_channels(cls, value: Any) -> Any:
+        return _channels(value)
+
     @model_validator(mode="after")
     def _check(self) -> Step:
         if not _STEP_ID.match(self.id):
@@ -76,7 +112,21 @@ class Step(BaseModel):
             raise ValueError(f"a {self.stage.value} step must set requires_approval: true")
         if not self.channels:
             raise ValueError("a step needs at least one channel")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("a channel is listed twice")
+        if Channel.EMAIL in self.fallback:
+            # The fallback is what replaces email once the address bounced: email again
+            # would go to the same dead address.
+            raise ValueError(
+                "fallback replaces email once the debtor's address bounced: it cannot "
+                "contain email (use letter, phone or sms)"
+            )
         return self
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        """Every message template the step may render: the debtor's, then third parties'."""
+        return (self.template, *(FILE_TEMPLATES[r] for r in self.notify))
 
 
 class Playbook(BaseModel):
@@ -147,6 +197,18 @@ class PlaybookError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class PlaybookErrors(ValueError):
+    """Several playbook files refused at once: `relance playbooks check` reports them all.
+
+    `loaded` holds the files that were fine, so a caller may still show or use them.
+    """
+
+    def __init__(self, errors: Sequence[PlaybookError], loaded: Mapping[str, Playbook]) -> None:
+        self.errors = list(errors)
+        self.loaded = dict(loaded)
+        super().__init__("; ".join(str(e) for e in self.errors))
+
+
 def _step_of(error: dict[str, object], raw: dict[str, object]) -> str | None:
     loc = error.get("loc")
     if isinstance(loc, tuple) and len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
@@ -155,6 +217,9 @@ def _step_of(error: dict[str, object], raw: dict[str, object]) -> str | None:
             return str(steps[loc[1]].get("id", f"#{loc[1] + 1}"))
         return f"#{loc[1] + 1}"
     return None
+
+
+_STEP_IN_REASON = re.compile(r"^step '([a-z][a-z0-9_]*)': ")
 
 
 def parse_playbook(text: str, path: Path) -> Playbook:
@@ -168,22 +233,177 @@ def parse_playbook(text: str, path: Path) -> Playbook:
         return Playbook.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"][2:]) if len(first["loc"]) > 2 else ""
+        loc = first["loc"]
+        # Inside a step the step is named apart, so the field is what follows its index.
+        in_step = len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int)
+        field = ".".join(str(p) for p in (loc[2:] if in_step else loc))
         reason = first["msg"].removeprefix("Value error, ")
+        step = _step_of(dict(first), raw)
+        # Whole-playbook checks (order, duplicates) name their step in the message: lift it
+        # into `step` so every refusal reads the same way.
+        found = _STEP_IN_REASON.match(reason)
+        if step is None and found:
+            step, reason = found.group(1), reason[found.end() :]
         if field:
             reason = f"{field}: {reason}"
-        raise PlaybookError(path, reason, _step_of(dict(first), raw)) from exc
+        raise PlaybookError(path, reason, step) from exc
 
 
-def load_playbook(path: Path) -> Playbook:
-    return parse_playbook(path.read_text(encoding="utf-8"), path)
+def validate_templates(playbook: Playbook, known: Collection[str], path: Path) -> None:
+    """Refuse a playbook naming a message template that does not exist.
+
+    `known` is the set of template names the caller can render in *every* language (see
+    `common_templates`): a step that works for French debtors but not English ones is broken.
+    Checked at load time, so a typo is refused before any invoice reaches the step.
+    """
+    for step in playbook.steps:
+        for template in step.templates:
+            if template not in known:
+                listing = ", ".join(sorted(known)) or "none"
+                why = "" if template == step.template else " (the file sent to a third party)"
+                raise PlaybookError(
+                    path,
+                    f"unknown template {template!r}{why}; templates available in every "
+                    f"language: {listing}",
+                    step.id,
+                )
 
 
-def load_playbook_named(name: str, directory: Path = DEFAULT_PLAYBOOKS_DIR) -> Playbook:
-    path = directory / f"{name}.yaml"
-    if not path.is_file():
+def common_templates(by_language: Mapping[str, Iterable[str]]) -> set[str]:
+    """Template names present in every language, from `{language: names}`."""
+    sets = [set(names) for names in by_language.values()]
+    return set.intersection(*sets) if sets else set()
+
+
+def load_playbook(path: Path, known_templates: Collection[str] | None = None) -> Playbook:
+    """Load and validate one file; `known_templates` (when given) also checks templates."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlaybookError(path, f"cannot be read: {exc.strerror or exc}") from exc
+    playbook = parse_playbook(text, path)
+    # Invoices store the name and find the file again by it: they must agree.
+    if path.suffix == SUFFIX and playbook.name != path.stem:
+        raise PlaybookError(
+            path, f"name {playbook.name!r} differs from the file name; rename one of them"
+        )
+    if known_templates is not None:
+        validate_templates(playbook, known_templates, path)
+    return playbook
+
+
+def load_playbook_named(
+    name: str,
+    directory: Path = DEFAULT_PLAYBOOKS_DIR,
+    known_templates: Collection[str] | None = None,
+) -> Playbook:
+    path = directory / f"{name}{SUFFIX}"
+    if not _PLAYBOOK_NAME.match(name) or not path.is_file():
         raise PlaybookError(path, f"no playbook named {name!r}")
-    return load_playbook(path)
+    return load_playbook(path, known_templates)
+
+
+def playbook_files(directory: Path) -> list[Path]:
+    """The files of a folder that are, or look meant to be, playbooks; sorted."""
+    if not directory.is_dir():
+        return []
+    return sorted(
+        p
+        for p in directory.iterdir()
+        if p.is_file() and (p.suffix == SUFFIX or p.suffix in _NEAR_MISSES)
+    )
+
+
+def load_playbooks(
+    directory: Path, known_templates: Collection[str] | None = None
+) -> dict[str, Playbook]:
+    """Every playbook in `directory`, by name.
+
+    Each file is checked on its own and every refusal is collected: one bad file does not
+    hide the next. Raises PlaybookErrors (with the good ones in `.loaded`) if any was bad.
+    """
+    if not directory.is_dir():
+        raise PlaybookErrors([PlaybookError(directory, "no such directory")], {})
+    loaded: dict[str, Playbook] = {}
+    errors: list[PlaybookError] = []
+    for path in playbook_files(directory):
+        if path.suffix != SUFFIX:
+            errors.append(
+                PlaybookError(path, f"ignored: playbook files end in {SUFFIX}; rename it")
+            )
+            continue
+        if not _PLAYBOOK_NAME.match(path.stem):
+            errors.append(
+                PlaybookError(
+                    path,
+                    "the file name must be lower_snake_case (it becomes the playbook's name)",
+                )
+            )
+            continue
+        try:
+            loaded[path.stem] = load_playbook(path, known_templates)
+        except PlaybookError as err:
+            errors.append(err)
+    if errors:
+        raise PlaybookErrors(errors, loaded)
+    return loaded
+
+
+def playbook_directories(user_dir: Path | None) -> tuple[Path, ...]:
+    """Where playbooks are looked up: the user's folder (settings) when set, else the shipped one.
+
+    The user's folder replaces the shipped playbooks rather than adding to them: what a finance
+    director keeps in it is exactly what runs, with no shipped scenario silently applying to
+    some debtors. Copy the shipped files to start from them.
+    """
+    return (user_dir,) if user_dir is not None else (DEFAULT_PLAYBOOKS_DIR,)
+
+
+@lru_cache(maxsize=64)
+def _cached(path: str, _mtime_ns: int, known: frozenset[str] | None) -> Playbook:
+    # Keyed on the file's mtime: an edited playbook is picked up without a restart, and the
+    # invoices already running keep the version they started with (it travels in their input).
+    return load_playbook(Path(path), known)
+
+
+class PlaybookLibrary:
+    """The playbooks found along a search path (see `playbook_directories`)."""
+
+    def __init__(
+        self, directories: Sequence[Path], known_templates: Collection[str] | None = None
+    ) -> None:
+        self.directories = tuple(directories)
+        self.known_templates = frozenset(known_templates) if known_templates is not None else None
+
+    def names(self) -> set[str]:
+        """Names of the playbook files on the path (a broken file still counts: choosing it
+        fails loudly rather than silently sending its debtors another scenario)."""
+        return {
+            p.stem
+            for d in self.directories
+            for p in playbook_files(d)
+            if p.suffix == SUFFIX and _PLAYBOOK_NAME.match(p.stem)
+        }
+
+    def path_of(self, name: str) -> Path:
+        for directory in self.directories:
+            path = directory / f"{name}{SUFFIX}"
+            if _PLAYBOOK_NAME.match(name) and path.is_file():
+                return path
+        where = ", ".join(str(d) for d in self.directories)
+        known = ", ".join(sorted(self.names())) or "none"
+        raise PlaybookError(
+            self.directories[0] / f"{name}{SUFFIX}",
+            f"no playbook named {name!r} in {where} (available: {known})",
+        )
+
+    def get(self, name: str) -> Playbook:
+        path = self.path_of(name)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except OSError:
+            mtime = 0
+        return _cached(str(path), mtime, self.known_templates)
 
 
 PlaybookName = Literal["default"]

@@ -25,7 +25,10 @@ class Clock:
         return count * REAL_DAY * self.scale
 
     def planned_at(self, due_date: date, offset_days: int) -> datetime:
-        real = datetime.combine(due_date + timedelta(days=offset_days), SEND_TIME)
+        return self.compress(datetime.combine(due_date + timedelta(days=offset_days), SEND_TIME))
+
+    def compress(self, real: datetime) -> datetime:
+        """The moment on this clock that stands for the real calendar moment `real`."""
         return self.anchor + (real - self.anchor) * self.scale
 
     def calendar_date(self, moment: datetime) -> date:

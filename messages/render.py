@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -42,13 +43,41 @@ _LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
+class InvoiceLine(BaseModel):
+    """One invoice in a message that lists several (a debtor's consolidated message)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    invoice_number: str
+    issue_date: date
+    due_date: date
+    amount: Money
+    outstanding: Money
+    days_late: int
+    # Once the invoice is late: the statement of amounts to the message's day (`as_of`).
+    interest: Money | None = None
+    indemnity: Money | None = None
+    total_due: Money | None = None
+
+
+def _by_currency(amounts: Iterable[Money]) -> list[Money]:
+    """Sum per currency, in the order the currencies first appear: amounts never mix."""
+    sums: dict[str, Money] = {}
+    for money in amounts:
+        known = sums.get(money.currency)
+        sums[money.currency] = money if known is None else known + money
+    return list(sums.values())
+
+
 class MessageContext(BaseModel):
     """Everything a template may use.
 
     Optional fields that are None are left out of the template's variables, so a template
     that uses one unconditionally fails loudly (StrictUndefined) rather than printing "None"
     or a blank; templates test optional values with `{% if interest is defined %}`. Templates
-    also get the derived `interest_from` (date) and `indemnity_included` (bool).
+    also get the derived `interest_from` (date) and `indemnity_included` (bool), and, when
+    `invoices` lists several invoices, `totals` and `totals_due` (lists of Money, one per
+    currency).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -72,6 +101,12 @@ class MessageContext(BaseModel):
     paid: Money | None = None
     approval_id: str | None = None
     target_stage: str | None = None
+    # Payment plans: the installment a courtesy reminder is about.
+    installment_amount: Money | None = None
+    installment_due_date: date | None = None
+    # A consolidated message: every invoice it is about, oldest due first. The single-invoice
+    # fields above then describe the whole (numbers joined, totals, oldest dates).
+    invoices: list[InvoiceLine] | None = None
 
     @property
     def interest_from(self) -> date:
@@ -97,7 +132,27 @@ class MessageContext(BaseModel):
         }
         values["interest_from"] = self.interest_from
         values["indemnity_included"] = self.indemnity_included
+        if self.invoices is not None:
+            values["totals"] = self.totals
+            values["totals_due"] = self.totals_due
         return values
+
+    @property
+    def totals(self) -> list[Money]:
+        """Per currency, what the listed invoices leave outstanding."""
+        return _by_currency(line.outstanding for line in self.invoices or ())
+
+    @property
+    def totals_due(self) -> list[Money]:
+        """Per currency, all that is owed on the listed invoices at `as_of`: principal, interest
+        and indemnities (a non-euro invoice's 40 € indemnity counts in the euro total)."""
+        amounts: list[Money] = []
+        for line in self.invoices or ():
+            total = line.total_due if line.total_due is not None else line.outstanding
+            amounts.append(total)
+            if line.indemnity is not None and line.indemnity.currency != total.currency:
+                amounts.append(line.indemnity)
+        return _by_currency(amounts)
 
 
 class RenderedMessage(BaseModel):

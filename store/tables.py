@@ -107,6 +107,9 @@ class Interaction(SQLModel, table=True):
     invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
     step_id: str = Field(max_length=64)
     channel: str = Field(max_length=16)
+    # The debtor's one message of the day that carried it (`debtor:<id>:<channel>:<day>`):
+    # shared by every invoice a consolidated message lists. None: sent on its own, directly.
+    batch_key: str | None = Field(default=None, index=True, max_length=200)
     recipient: str = Field(max_length=32)
     template: str = Field(max_length=64)
     subject: str | None = Field(default=None, max_length=300)

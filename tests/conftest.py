@@ -47,9 +47,13 @@ async def _register_search_attributes(client: Client) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server: a 60-day scenario plays in seconds."""
+    """The time-skipping test server: a 60-day scenario plays in seconds.
+
+    One per test: the server's clock is shared, and a test that ends with work in flight
+    could otherwise hold the clock for the next one.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,

@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from config import Settings
+from domain.holds import HoldRequest
 from domain.lifecycle import InvoiceFacts, InvoiceStatus, Stage
 from domain.playbook import Playbook
 from workflows import contract
@@ -53,6 +54,7 @@ async def start_invoice(
     task_queue: str,
     day_seconds: float,
     search_attributes: bool = True,
+    hold: HoldRequest | None = None,
 ) -> None:
     """Start the invoice's workflow unless one exists or has existed.
 
@@ -63,7 +65,9 @@ async def start_invoice(
     with contextlib.suppress(WorkflowAlreadyStartedError):
         await client.start_workflow(
             InvoiceWorkflow.run,
-            InvoiceWorkflowInput(invoice=invoice, playbook=playbook, day_seconds=day_seconds),
+            InvoiceWorkflowInput(
+                invoice=invoice, playbook=playbook, day_seconds=day_seconds, hold=hold
+            ),
             id=contract.workflow_id(invoice.number),
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

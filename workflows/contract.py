@@ -35,6 +35,15 @@ def workflow_id(invoice_number: str) -> str:
     return f"{WORKFLOW_ID_PREFIX}{invoice_number}"
 
 
+# One mailbox workflow per debtor gathers its invoices' messages (one per channel and day).
+MAILBOX_ID_PREFIX = "debtor-"
+
+
+def mailbox_workflow_id(debtor_id: str) -> str:
+    """`debtor-<id>`: the back office's opaque debtor id, never a name or an address."""
+    return f"{MAILBOX_ID_PREFIX}{debtor_id}"
+
+
 def cli_search_attribute_flags() -> list[str]:
     flags: list[str] = []
     for key in SEARCH_ATTRIBUTES:

@@ -8,9 +8,8 @@ sends a message itself. Store calls are blocking, so async services run them on 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 from anyio import to_thread
 from sqlalchemy.engine import Engine
@@ -23,7 +22,6 @@ from api.errors import (
     ApiError,
     Conflict,
     NotFound,
-    ServerMisconfigured,
     Unavailable,
     from_temporal,
     temporal_unreachable,
@@ -39,10 +37,14 @@ from api.schemas import (
     PaymentPublic,
     PaymentRecorded,
 )
+from api.services import debtors
 from config import Settings
+from domain.holds import HoldRequest
 from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceFacts, PaymentInput, Stage
 from domain.money import Money
-from domain.playbook import DEFAULT_PLAYBOOKS_DIR, Playbook, PlaybookError, load_playbook_named
+from domain.playbook import Playbook
+from domain.selection import resolve_segment
+from store.debtors import override_of
 from store.engine import transaction
 from store.invoices import (
     add_invoice,
@@ -67,24 +69,9 @@ TEMPORAL_ERRORS = (WorkflowUpdateFailedError, RPCError, RPCTimeoutOrCancelledErr
 
 # ------------------------------------------------------------------ playbooks
 
-
-@lru_cache(maxsize=32)
-def _load_playbook(directory: str, name: str, _mtime_ns: int) -> Playbook:
-    # Keyed on the file's mtime: an edited playbook is picked up without a restart.
-    return load_playbook_named(name, Path(directory))
-
-
-def playbook_named(settings: Settings, name: str) -> Playbook:
-    directory = settings.playbooks_dir or DEFAULT_PLAYBOOKS_DIR
-    try:
-        mtime = (directory / f"{name}.yaml").stat().st_mtime_ns
-    except OSError:
-        mtime = 0
-    try:
-        return _load_playbook(str(directory), name, mtime)
-    except PlaybookError as err:
-        # The server's configuration is broken, not the request: say where.
-        raise ServerMisconfigured(f"the playbook {name!r} cannot be used: {err}") from err
+# Loading (user folder first, then the shipped one; template names checked) lives with the
+# selection; importable from here as before.
+playbook_named = debtors.playbook_named
 
 
 def rpc_timeout(settings: Settings) -> timedelta:
@@ -95,28 +82,62 @@ def rpc_timeout(settings: Settings) -> timedelta:
 
 
 def facts_of(body: InvoiceCreate) -> InvoiceFacts:
+    """What the workflow gets, from the request alone (its digest tells a replay apart).
+
+    The segment is the one playbooks are chosen by ("PME" -> "pme", or derived from the size
+    bands when none is given), so the RelanceSegment search attribute filters consistently.
+    """
+    d = body.debtor
+    resolved = resolve_segment(d.segment, d.annual_revenue, d.headcount).segment
     return InvoiceFacts(
         number=body.number,
-        debtor_id=body.debtor.id,
+        debtor_id=d.id,
         amount=Money.of(body.amount, body.currency),
         issue_date=body.issue_date,
         due_date=body.due_date,
-        language=body.debtor.language,
-        country=body.debtor.country,
-        segment=body.debtor.segment,
+        language=d.language,
+        country=d.country,
+        segment=resolved.value if resolved is not None else d.segment,
+        timezone=d.timezone,
+        subdivision=d.subdivision,
     )
 
 
 def _debtor_of(body: InvoiceCreate) -> Debtor:
     d = body.debtor
+    given = resolve_segment(d.segment, None, None).segment
     return Debtor(
         id=d.id,
         name=d.name,
         email=str(d.email),
         country=d.country,
         language=d.language,
-        segment=d.segment,
+        # Stored as we name it when we recognise it ("Grand compte" -> "grand_compte").
+        segment=given.value if given is not None else d.segment,
+        annual_revenue=d.annual_revenue,
+        headcount=d.headcount,
+        timezone=d.timezone,
+        subdivision=d.subdivision,
     )
+
+
+# What a hand-over may leave out without erasing what an earlier one said.
+_KEPT_WHEN_OMITTED = ("segment", "annual_revenue", "headcount", "timezone", "subdivision")
+
+
+def _merge_debtor(session: Session, incoming: Debtor) -> Debtor:
+    """Contact details: the newest hand-over wins. Segment, size and location: the newest
+    one that gives them (a back office that sends no size does not erase the known one)."""
+    existing = session.get(Debtor, incoming.id)
+    if existing is not None:
+        for name in _KEPT_WHEN_OMITTED:
+            if getattr(incoming, name) is None:
+                setattr(incoming, name, getattr(existing, name))
+    stored = upsert_debtor(session, incoming)
+    for name in _KEPT_WHEN_OMITTED:
+        setattr(stored, name, getattr(incoming, name))
+    session.add(stored)
+    return stored
 
 
 def _differences(session: Session, existing: Invoice, facts: InvoiceFacts) -> list[str]:
@@ -134,35 +155,70 @@ def _differences(session: Session, existing: Invoice, facts: InvoiceFacts) -> li
         fields.append("due_date")
     debtor = session.get(Debtor, existing.debtor_id)
     if debtor is not None and not fields:
-        for name in ("language", "country", "segment"):
+        for name in ("language", "country", "timezone", "subdivision"):
             if getattr(debtor, name) != getattr(facts, name):
                 fields.append(f"debtor.{name}")
-    return fields or ["debtor.language", "debtor.country", "debtor.segment"]
+        stored = resolve_segment(debtor.segment, debtor.annual_revenue, debtor.headcount).segment
+        if (stored.value if stored else debtor.segment) != facts.segment:
+            fields.append("debtor.segment (or the size it is derived from)")
+    return fields or [
+        "debtor.language",
+        "debtor.country",
+        "debtor.segment",
+        "debtor.annual_revenue",
+        "debtor.headcount",
+        "debtor.timezone",
+        "debtor.subdivision",
+    ]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the hand-over stored: the playbook the invoice runs, and what to tell the caller."""
+
+    playbook: Playbook
+    warnings: list[str]
+    # An opted-out debtor's new invoice starts on hold until the opt-out ends.
+    hold: HoldRequest | None = None
+
+
+def record_hand_over(
+    session: Session, settings: Settings, facts: InvoiceFacts, debtor: Debtor, as_of: date
+) -> Recorded:
+    """Record the invoice in `session` (or recognise a replay), choosing its playbook.
+
+    No commit here: the caller's transaction decides (one invoice, or a whole batch).
+    """
+    existing = session.get(Invoice, facts.number)
+    if existing is not None and existing.fingerprint != fingerprint(facts):
+        fields = _differences(session, existing, facts)
+        raise Conflict(
+            f"invoice {facts.number} was already handed over with different "
+            f"data (field(s) {', '.join(fields)}); an invoice cannot be changed "
+            "by handing it over again"
+        )
+    # Contact details are not part of the invoice: the newest ones win, even on a replay.
+    stored = _merge_debtor(session, debtor)
+    if existing is not None:
+        # A replay keeps the playbook the invoice was recorded with.
+        note = debtors.opt_out_note(override_of(session, stored.id), as_of)
+        return Recorded(playbook_named(settings, existing.playbook), [note] if note else [])
+    # The choice reads the debtor's history *before* this invoice joins it.
+    selection = debtors.select_playbook(session, settings, stored, as_of)
+    playbook = playbook_named(settings, selection.choice.playbook)
+    add_invoice(session, facts, playbook)
+    log.info("invoice %s: playbook %s (%s)", facts.number, playbook.name, selection.choice.why)
+    hold = debtors.opt_out_hold(override_of(session, stored.id), as_of)
+    return Recorded(playbook, [selection.opt_out] if selection.opt_out else [], hold)
 
 
 def _store_hand_over(
-    engine: Engine, facts: InvoiceFacts, debtor: Debtor, playbook: Playbook
-) -> str:
-    """Record the invoice (or recognise a replay); return the playbook it runs under."""
-    digest = fingerprint(facts)
+    engine: Engine, settings: Settings, facts: InvoiceFacts, debtor: Debtor, as_of: date
+) -> Recorded:
     for attempt in (1, 2):
         try:
             with transaction(engine) as session:
-                existing = session.get(Invoice, facts.number)
-                if existing is not None:
-                    if existing.fingerprint != digest:
-                        fields = _differences(session, existing, facts)
-                        raise Conflict(
-                            f"invoice {facts.number} was already handed over with different "
-                            f"data (field(s) {', '.join(fields)}); an invoice cannot be changed "
-                            "by handing it over again"
-                        )
-                    # Contact details are not part of the invoice: the newest ones win.
-                    upsert_debtor(session, debtor)
-                    return existing.playbook
-                upsert_debtor(session, debtor)
-                add_invoice(session, facts, playbook)
-                return playbook.name
+                return record_hand_over(session, settings, facts, debtor, as_of)
         except IntegrityError:
             # The same invoice (or debtor) handed over concurrently won the insert: look again.
             if attempt == 2:
@@ -173,12 +229,16 @@ def _store_hand_over(
 async def hand_over(
     engine: Engine, client: Client, settings: Settings, body: InvoiceCreate
 ) -> InvoicePublic:
-    """Store the invoice, then start its workflow; the same hand-over again is a no-op."""
+    """Store the invoice, then start its workflow; the same hand-over again is a no-op.
+
+    The playbook follows the debtor's segment, risk and override (`debtors.select_playbook`).
+    An opted-out debtor's invoice is recorded and started paused until the opt-out ends; the
+    answer carries the opt-out as a warning.
+    """
     facts = facts_of(body)
-    playbook = playbook_named(settings, settings.default_playbook)
-    used = await to_thread.run_sync(_store_hand_over, engine, facts, _debtor_of(body), playbook)
-    if used != playbook.name:
-        playbook = playbook_named(settings, used)
+    recorded = await to_thread.run_sync(
+        _store_hand_over, engine, settings, facts, _debtor_of(body), debtors.today()
+    )
     try:
         # Always, even on a replay: if a crash came between the commit and the start, the
         # back office's retry is what starts the collection. A finished workflow is never
@@ -186,9 +246,10 @@ async def hand_over(
         await start_invoice(
             client,
             facts,
-            playbook,
+            recorded.playbook,
             task_queue=settings.task_queue,
             day_seconds=settings.day_seconds,
+            hold=recorded.hold,
         )
     except (RPCError, RPCTimeoutOrCancelledError) as err:
         raise Unavailable(
@@ -196,7 +257,8 @@ async def hand_over(
             f"{temporal_unreachable(settings)}. Send the same request again to start it."
         ) from err
     log.info("invoice %s handed over", facts.number)
-    return await to_thread.run_sync(read_invoice, engine, settings, facts.number)
+    invoice = await to_thread.run_sync(read_invoice, engine, settings, facts.number)
+    return invoice.model_copy(update={"warnings": recorded.warnings})
 
 
 # ------------------------------------------------------------------ read model
@@ -296,6 +358,8 @@ def invoice_public(session: Session, settings: Settings, invoice: Invoice) -> In
         next_step=_next_step(settings, invoice, pending, session),
         pending_approval=approval_public(pending) if pending else None,
         payments=[_payment_public(p) for p in payments_of(session, invoice.number)],
+        playbook=invoice.playbook,
+        playbook_version=invoice.playbook_version,
     )
 
 

@@ -13,10 +13,14 @@ import pytest
 from domain.money import Money
 from domain.playbook import Tone
 from messages import MessageContext, Renderer, RenderError, TemplateNotFound
+from messages.render import InvoiceLine
 
 SHIPPED = [
     "approval_reminder",
+    "consolidated",
+    "dispute_reminder",
     "formal_notice",
+    "installment_reminder",
     "legal_file",
     "legal_handoff",
     "mediation",
@@ -68,9 +72,53 @@ def internal(language: str) -> MessageContext:
     return ctx(language, approval_id="F-2025-0042:mediation:1", target_stage="mediation")
 
 
+def consolidated(language: str, tone: Tone = Tone.FRIENDLY) -> MessageContext:
+    """Two invoices of the debtor in one message: the one above, and one not yet due."""
+    lines = [
+        InvoiceLine(
+            invoice_number="F-2025-0042",
+            issue_date=date(2025, 1, 30),
+            due_date=date(2025, 3, 31),
+            amount=Money.of("1234.56", "EUR"),
+            outstanding=Money.of("1034.56", "EUR"),
+            days_late=31,
+            interest=Money.of("11.66", "EUR"),
+            indemnity=Money.of(40, "EUR"),
+            total_due=Money.of("1086.22", "EUR"),
+        ),
+        InvoiceLine(
+            invoice_number="F-2025-0077",
+            issue_date=date(2025, 3, 15),
+            due_date=date(2025, 5, 14),
+            amount=Money.of("500", "EUR"),
+            outstanding=Money.of("500", "EUR"),
+            days_late=0,
+        ),
+    ]
+    return ctx(
+        language,
+        tone=tone,
+        invoice_number="F-2025-0042, F-2025-0077",
+        amount=Money.of("1734.56", "EUR"),
+        outstanding=Money.of("1534.56", "EUR"),
+        interest=None,
+        indemnity=None,
+        total_due=None,
+        invoices=lines,
+    )
+
+
 def for_template(template: str, language: str) -> MessageContext:
     if template == "approval_reminder":
         return internal(language)
+    if template == "consolidated":
+        return consolidated(language)
+    if template == "installment_reminder":
+        return ctx(
+            language,
+            installment_amount=Money.of("350.00", "EUR"),
+            installment_due_date=date(2025, 6, 15),
+        )
     if template == "thank_you":
         return ctx(language, outstanding=Money.of(0, "EUR"), paid=Money.of("1034.56", "EUR"))
     return ctx(language)

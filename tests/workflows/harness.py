@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.email import EmailSender, OutboxSender
 from config import Settings
+from domain.calendar import DEFAULT_WINDOW, debtor_timezone, next_send_time
 from domain.lifecycle import InvoiceFacts, InvoiceStatus, PaymentInput
 from domain.money import Money
 from domain.playbook import Playbook, load_playbook_named
@@ -32,6 +35,17 @@ from workflows.invoice import InvoiceWorkflow
 SEND_HOUR = time(9, 0, tzinfo=UTC)
 
 
+def business_day(facts: InvoiceFacts, offset_days: int) -> int:
+    """The day (relative to the due date) a step planned at `offset_days` really goes out."""
+    nominal = datetime.combine(
+        facts.due_date + timedelta(days=offset_days),
+        DEFAULT_WINDOW.start,
+        tzinfo=debtor_timezone(facts.country, facts.timezone),
+    )
+    actual = next_send_time(nominal, country=facts.country, timezone=facts.timezone)
+    return (actual.date() - facts.due_date).days
+
+
 @dataclass
 class Harness:
     env: WorkflowEnvironment
@@ -39,6 +53,7 @@ class Harness:
     outbox: Path
     task_queue: str
     settings: Settings
+    started: list[str] = field(default_factory=list)
 
     async def today(self) -> date:
         return (await self.env.get_current_time()).date()
@@ -75,6 +90,7 @@ class Harness:
                 ),
             )
             add_invoice(session, facts, playbook)
+        self.started.append(number)
         await start_invoice(
             self.env.client,
             facts,
@@ -102,6 +118,28 @@ class Harness:
         now = await self.env.get_current_time()
         if target > now:
             await self.env.sleep(target - now)
+
+    async def advance_until(
+        self, done: Callable[[], Awaitable[bool]], *, max_days: int = 120, step_hours: int = 6
+    ) -> None:
+        """Skip time in small steps until `done()` holds: steps move with the calendar."""
+        for _ in range(max_days * 24 // step_hours):
+            if await done():
+                return
+            await self.env.sleep(timedelta(hours=step_hours))
+        raise AssertionError(f"still waiting after {max_days} days")
+
+    async def until_pending_approval(self, number: str) -> None:
+        async def pending() -> bool:
+            return (await self.status(number)).pending_approval is not None
+
+        await self.advance_until(pending)
+
+    async def until_sent(self, facts: InvoiceFacts, step_id: str) -> None:
+        async def sent() -> bool:
+            return step_id in [step for step, _, _ in self.sent(facts)]
+
+        await self.advance_until(sent)
 
     def interactions(self, number: str) -> Sequence[Interaction]:
         with transaction(self.engine) as session:
@@ -151,5 +189,16 @@ async def running_worker(
         sender=sender or OutboxSender(outbox, settings.email_from),
         task_queue=task_queue,
     )
+    harness = Harness(env, engine, outbox, task_queue, settings)
     async with worker:
-        yield Harness(env, engine, outbox, task_queue, settings)
+        try:
+            yield harness
+        finally:
+            # Leave nothing running behind: on the time-skipping server, a workflow whose
+            # worker is gone holds tasks that stall the clock for the tests that follow.
+            for number in harness.started:
+                handle = harness.handle(number)
+                if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                    # It may complete between the two calls: that is fine too.
+                    with contextlib.suppress(RPCError):
+                        await handle.terminate("test finished")

@@ -11,8 +11,10 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.calendar import business_time
 from activities.email import OutboxSender
 from activities.messaging import MessagingActivities, SendOutcome, SendRequest
+from activities.notify import NotifyActivities
 from activities.progress import ProgressActivities
 from config import Settings
 from domain.lifecycle import Stage
@@ -51,7 +53,12 @@ async def test_retry_after_a_successful_send_does_not_send_twice(
         time_env.client,
         task_queue=task_queue,
         workflows=[InvoiceWorkflow],
-        activities=[ProgressActivities(engine).record_progress, send_then_crash_once],
+        activities=[
+            ProgressActivities(engine).record_progress,
+            send_then_crash_once,
+            business_time,
+            NotifyActivities(settings).notify_backoffice,
+        ],
         activity_executor=ThreadPoolExecutor(4),
         max_concurrent_activities=4,
     )

@@ -1,0 +1,411 @@
+"""The debtor's mailbox, its side effects: hand it a message, and send one day's batch.
+
+A debtor receives at most one message per channel and day. Invoices hand their debtor-facing
+step messages to their debtor's mailbox workflow (`enqueue_message`); the mailbox gathers those
+that fall due together and sends them with `send_batch`: one invoice is sent exactly as
+`send_message` sends it; several go out as one consolidated message that lists them all.
+
+Exactly once, as for single messages: every invoice keeps its own `message_key` row in the
+store, reserved under its UNIQUE key before anything is sent, and the rows of one batch carry
+the batch's key (`debtor:<id>:<channel>:<day>`), which is also the consolidated email's
+idempotency key. A retried batch finds its rows and does not send again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+
+from activities.email import OutgoingEmail, PermanentSendError, TransientSendError
+from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
+from domain.law import statement_of_amounts
+from domain.lifecycle import Stage
+from domain.money import Money
+from domain.playbook import Channel, Recipient, Tone
+from messages import RenderError, TemplateNotFound
+from messages.render import InvoiceLine, MessageContext
+from store.engine import transaction
+from store.tables import Debtor, Interaction, InteractionStatus, Invoice, utcnow
+from workflows import contract
+
+CONSOLIDATED_TEMPLATE = "consolidated"
+# The strongest tone among the invoices sets the consolidated message's tone.
+TONE_ORDER = (Tone.COURTEOUS, Tone.FRIENDLY, Tone.FIRM, Tone.FORMAL)
+# Collection stopped after the step asked for the message (a payment, a credit note): a held
+# message about it would remind the debtor of nothing they owe.
+STOPPED_STAGES = frozenset({Stage.PAID, Stage.CANCELLED, Stage.WRITTEN_OFF})
+
+
+class MailItem(BaseModel):
+    """One invoice's debtor-facing step message, handed to its debtor's mailbox."""
+
+    request: SendRequest
+    debtor_id: str
+    # The calendar day the message stands for: the once-a-day rule counts these days.
+    day: date
+
+
+class MailboxDelivery(BaseModel):
+    """What `enqueue_message` needs to signal the mailbox, starting it if it is not running."""
+
+    item: MailItem
+    # The mailbox's clock, like the invoice's ("length of a day").
+    day_seconds: float
+
+
+class MailBatch(BaseModel):
+    """The debtor's one message of the day on a channel: one request per invoice."""
+
+    debtor_id: str
+    channel: Channel
+    day: date
+    requests: list[SendRequest]
+
+
+class BatchOutcome(BaseModel):
+    # The sent email's idempotency key: the invoice's message key, or the batch key.
+    key: str
+    # Whether a message went out (now, or on an earlier attempt).
+    sent: bool
+    # The invoices the message is about, and those left out (collection stopped meanwhile,
+    # already messaged on their own, or unknown to the store).
+    invoices: list[str] = []
+    skipped: list[str] = []
+    provider_message_id: str | None = None
+    # True when an earlier attempt had already sent it.
+    replayed: bool = False
+
+
+class MailboxActivities:
+    def __init__(self, client: Client, messaging: MessagingActivities) -> None:
+        self._client = client
+        self._messaging = messaging
+
+    @activity.defn(name="enqueue_message")
+    async def enqueue_message(self, delivery: MailboxDelivery) -> None:
+        """Signal the debtor's mailbox, starting it first if none is running."""
+        # Imported here: the workflow module imports this one for its activities and models.
+        from workflows.mailbox import ENQUEUE_SIGNAL, DebtorMailboxWorkflow, MailboxInput
+
+        debtor_id = delivery.item.debtor_id
+        await self._client.start_workflow(
+            DebtorMailboxWorkflow.run,
+            MailboxInput(debtor_id=debtor_id, day_seconds=delivery.day_seconds),
+            id=contract.mailbox_workflow_id(debtor_id),
+            task_queue=activity.info().task_queue,
+            start_signal=ENQUEUE_SIGNAL,
+            start_signal_args=[delivery.item],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+
+    @activity.defn(name="send_batch")
+    def send_batch(self, batch: MailBatch) -> BatchOutcome:
+        self._check(batch)
+        key = batch_key(batch.debtor_id, batch.channel, batch.day)
+        try:
+            members, skipped = self._reserve(batch, key)
+        except IntegrityError:
+            # A concurrent attempt reserved the same rows between our read and our insert.
+            members, skipped = self._reserve(batch, key)
+        if not members:
+            return BatchOutcome(key=key, sent=False, skipped=skipped)
+        if len(members) == 1:
+            # One invoice: exactly the message `send_message` sends (its own key and template),
+            # on the row reserved above.
+            single = self._messaging.send_message(members[0])
+            return BatchOutcome(
+                key=single.key,
+                sent=single.status == InteractionStatus.SENT,
+                invoices=[members[0].invoice_number],
+                skipped=skipped,
+                provider_message_id=single.provider_message_id,
+                replayed=single.replayed,
+            )
+        return self._send_consolidated(batch, key, members, skipped)
+
+    # ------------------------------------------------------------------ reserving
+
+    @staticmethod
+    def _check(batch: MailBatch) -> None:
+        numbers = [request.invoice_number for request in batch.requests]
+        problem = None
+        if len(set(numbers)) != len(numbers):
+            problem = "an invoice appears twice"
+        elif any(request.channel != batch.channel for request in batch.requests):
+            problem = f"a request is not on channel {batch.channel.value}"
+        elif any(request.recipient != Recipient.DEBTOR for request in batch.requests):
+            problem = "a request is not for the debtor"
+        if problem is not None:
+            raise ApplicationError(
+                f"batch for debtor {batch.debtor_id}: {problem}",
+                type="InvalidBatch",
+                non_retryable=True,
+            )
+
+    def _reserve(self, batch: MailBatch, key: str) -> tuple[list[SendRequest], list[str]]:
+        """Reserve one row per invoice the message is about, in one transaction.
+
+        Returns the requests the message covers and the invoices left out. Stable across
+        retries: once reserved, a row carries the batch key and stays a member.
+        """
+        keys = {_key_of(request): request for request in batch.requests}
+        with transaction(self._messaging.engine) as session:
+            rows = {
+                row.idempotency_key: row
+                for row in session.exec(
+                    select(Interaction).where(col(Interaction.idempotency_key).in_(list(keys)))
+                )
+            }
+            _refuse_a_second_message(session, key, list(keys))
+            invoices = _invoices(session, [request.invoice_number for request in batch.requests])
+            members: list[SendRequest] = []
+            fresh: list[SendRequest] = []
+            skipped: list[str] = []
+            for message, request in keys.items():
+                row = rows.get(message)
+                invoice = invoices.get(request.invoice_number)
+                if row is not None and row.batch_key == key:
+                    members.append(request)  # reserved by an earlier attempt of this batch
+                elif row is not None:
+                    # Messaged already, on its own or in another batch: not twice.
+                    skipped.append(request.invoice_number)
+                elif (
+                    invoice is None
+                    or invoice.debtor_id != batch.debtor_id
+                    or invoice.stage in STOPPED_STAGES
+                ):
+                    skipped.append(request.invoice_number)
+                else:
+                    members.append(request)
+                    fresh.append(request)
+            template = members[0].template if len(members) == 1 else CONSOLIDATED_TEMPLATE
+            for request in fresh:
+                session.add(
+                    Interaction(
+                        idempotency_key=_key_of(request),
+                        invoice_number=request.invoice_number,
+                        step_id=request.step_id,
+                        channel=request.channel,
+                        recipient=request.recipient,
+                        template=template,
+                        planned_at=request.planned_at,
+                        batch_key=key,
+                    )
+                )
+        if skipped:
+            activity.logger.info("batch %s leaves out invoices %s", key, ", ".join(skipped))
+        return members, skipped
+
+    # ------------------------------------------------------------------ consolidated
+
+    def _send_consolidated(
+        self, batch: MailBatch, key: str, members: list[SendRequest], skipped: list[str]
+    ) -> BatchOutcome:
+        keys = [_key_of(request) for request in members]
+        numbers = [request.invoice_number for request in members]
+        with transaction(self._messaging.engine) as session:
+            rows = session.exec(
+                select(Interaction).where(col(Interaction.idempotency_key).in_(keys))
+            ).all()
+            debtor = session.get(Debtor, batch.debtor_id)
+            invoices = _invoices(session, numbers)
+        if rows and all(row.status == InteractionStatus.SENT for row in rows):
+            return BatchOutcome(
+                key=key,
+                sent=True,
+                invoices=numbers,
+                skipped=skipped,
+                provider_message_id=rows[0].provider_message_id,
+                replayed=True,
+            )
+        if batch.channel != Channel.EMAIL:
+            self._finish(keys, InteractionStatus.FAILED, error="channel not available yet")
+            raise ApplicationError(
+                f"channel {batch.channel.value} is not available",
+                type="ChannelUnavailable",
+                non_retryable=True,
+            )
+        if debtor is None or len(invoices) != len(members):
+            self._finish(keys, InteractionStatus.FAILED, error="debtor or invoice missing")
+            raise ApplicationError(
+                f"debtor {batch.debtor_id} or one of its invoices is missing from the store",
+                type="MissingInvoice",
+                non_retryable=True,
+            )
+        email = self._compose(batch, key, members, debtor, invoices)
+        try:
+            receipt = self._messaging.sender.send(email)
+        except PermanentSendError as exc:
+            self._finish(keys, InteractionStatus.FAILED, error=str(exc), subject=email.subject)
+            raise ApplicationError(str(exc), type="PermanentSendError", non_retryable=True) from exc
+        except TransientSendError as exc:
+            self._finish(keys, InteractionStatus.PENDING, error=str(exc), subject=email.subject)
+            raise
+        self._finish(
+            keys,
+            InteractionStatus.SENT,
+            subject=email.subject,
+            provider=receipt.provider,
+            provider_message_id=receipt.provider_message_id,
+        )
+        return BatchOutcome(
+            key=key,
+            sent=True,
+            invoices=numbers,
+            skipped=skipped,
+            provider_message_id=receipt.provider_message_id,
+        )
+
+    def _compose(
+        self,
+        batch: MailBatch,
+        key: str,
+        members: list[SendRequest],
+        debtor: Debtor,
+        invoices: dict[str, Invoice],
+    ) -> OutgoingEmail:
+        renderer = self._messaging.renderer
+        language = debtor.language if debtor.language in renderer.languages() else "en"
+        context = self._context(batch, members, debtor, invoices, language)
+        try:
+            rendered = renderer.render(CONSOLIDATED_TEMPLATE, context)
+        except (TemplateNotFound, RenderError) as exc:
+            # A template bug is not fixed by retrying: record it and let the mailbox go on.
+            self._finish([_key_of(r) for r in members], InteractionStatus.FAILED, error=str(exc))
+            raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
+        return OutgoingEmail(
+            idempotency_key=key,
+            to_email=debtor.email,
+            to_name=debtor.name,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            # Opaque ids only; the batch key finds every invoice's row again.
+            custom_args={"debtor": batch.debtor_id, "batch": key},
+            categories=[CONSOLIDATED_TEMPLATE],
+        )
+
+    def _context(
+        self,
+        batch: MailBatch,
+        members: list[SendRequest],
+        debtor: Debtor,
+        invoices: dict[str, Invoice],
+        language: str,
+    ) -> MessageContext:
+        """The invoices as the store knows them now (a payment since the step counts), each
+        with its statement of amounts to the batch's day once it is late."""
+        ordered = sorted(
+            (invoices[request.invoice_number] for request in members),
+            key=lambda invoice: (invoice.due_date, invoice.number),
+        )
+        lines: list[InvoiceLine] = []
+        rate = None
+        for invoice in ordered:
+            outstanding = Money.of(invoice.outstanding, invoice.currency)
+            line = InvoiceLine(
+                invoice_number=invoice.number,
+                issue_date=invoice.issue_date,
+                due_date=invoice.due_date,
+                amount=Money.of(invoice.amount, invoice.currency),
+                outstanding=outstanding,
+                days_late=max(0, (batch.day - invoice.due_date).days),
+            )
+            if batch.day > invoice.due_date:
+                statement = statement_of_amounts(outstanding, invoice.due_date, batch.day)
+                rate = statement.rate
+                line = line.model_copy(
+                    update={
+                        "interest": statement.interest,
+                        "indemnity": statement.indemnity,
+                        "total_due": statement.total,
+                    }
+                )
+            lines.append(line)
+        # The single-invoice fields describe the whole: the oldest invoice's dates, and the
+        # sums in its currency (the template itself lists every currency's total).
+        currency = lines[0].amount.currency
+        same = [line for line in lines if line.amount.currency == currency]
+        return MessageContext(
+            language=language,
+            tone=max((request.tone for request in members), key=TONE_ORDER.index),
+            invoice_number=", ".join(line.invoice_number for line in lines),
+            issue_date=min(line.issue_date for line in lines),
+            due_date=lines[0].due_date,
+            amount=_sum([line.amount for line in same]),
+            outstanding=_sum([line.outstanding for line in same]),
+            as_of=batch.day,
+            days_late=max(line.days_late for line in lines),
+            debtor_name=debtor.name,
+            creditor_name=self._messaging.settings.creditor_name,
+            payment_instructions=self._messaging.settings.payment_instructions,
+            interest_rate=rate,
+            invoices=lines,
+        )
+
+    def _finish(
+        self,
+        keys: Sequence[str],
+        status: InteractionStatus,
+        *,
+        error: str | None = None,
+        subject: str | None = None,
+        provider: str | None = None,
+        provider_message_id: str | None = None,
+    ) -> None:
+        with transaction(self._messaging.engine) as session:
+            rows = session.exec(
+                select(Interaction).where(col(Interaction.idempotency_key).in_(list(keys)))
+            ).all()
+            for row in rows:
+                row.status = status
+                row.attempts += 1
+                row.error = error
+                row.subject = subject or row.subject
+                if status == InteractionStatus.SENT:
+                    row.provider = provider
+                    row.provider_message_id = provider_message_id
+                    row.sent_at = utcnow()
+                session.add(row)
+
+
+def _key_of(request: SendRequest) -> str:
+    return message_key(request.invoice_number, request.step_id, request.channel, request.recipient)
+
+
+def _invoices(session: Session, numbers: list[str]) -> dict[str, Invoice]:
+    found = session.exec(select(Invoice).where(col(Invoice.number).in_(numbers))).all()
+    return {invoice.number: invoice for invoice in found}
+
+
+def _refuse_a_second_message(session: Session, key: str, keys: list[str]) -> None:
+    """The store's own guard of the once-a-day rule: another message already went out under
+    this debtor, channel and day. The mailbox never asks for it; refuse rather than send."""
+    other = session.exec(
+        select(Interaction.idempotency_key).where(
+            Interaction.batch_key == key,
+            Interaction.status == InteractionStatus.SENT,
+            col(Interaction.idempotency_key).not_in(keys),
+        )
+    ).first()
+    if other is not None:
+        raise ApplicationError(
+            f"{key}: a message already went out that day (with {other})",
+            type="DayAlreadyUsed",
+            non_retryable=True,
+        )
+
+
+def _sum(amounts: list[Money]) -> Money:
+    total = amounts[0]
+    for money in amounts[1:]:
+        total = total + money
+    return total

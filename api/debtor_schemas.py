@@ -1,0 +1,98 @@
+"""What `/v1/debtors` takes in and gives back: the debtor's segment, risk and playbook choice."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from api.schemas import IsoDate, MoneyPublic
+from domain.selection import RiskBand, RiskFactor, RiskInputs, Segment, SegmentSource
+
+
+class SegmentPublic(BaseModel):
+    value: Segment | None = Field(description="the segment playbooks are chosen by")
+    source: SegmentSource = Field(
+        description="given (by the back office), derived (from the size bands) or unknown"
+    )
+    given: str | None = Field(
+        description='the segment the back office gave ("PME" is kept as "pme"; a label '
+        "we do not know is kept as sent)"
+    )
+    annual_revenue: str | None = Field(default=None, examples=["1800000"])
+    headcount: int | None = None
+    why: str
+
+
+class RiskPublic(BaseModel):
+    score: int = Field(ge=0, le=100)
+    band: RiskBand
+    reasons: list[str] = Field(description="each factor, its value and the points it adds")
+    factors: list[RiskFactor]
+    inputs: RiskInputs
+
+
+class OverridePublic(BaseModel):
+    playbook: str | None = None
+    opt_out_reason: str | None = None
+    opt_out_until: date | None = None
+    opt_out_active: bool = Field(
+        description="collection is suspended today (until opt_out_until, inclusive)"
+    )
+    set_by: str
+    set_at: datetime
+
+
+class PlaybookChoicePublic(BaseModel):
+    name: str = Field(description="the playbook a new invoice of this debtor would run")
+    why: str
+    opt_out: str | None = Field(
+        default=None, description="set while the debtor is opted out of collection"
+    )
+
+
+class DebtorPublic(BaseModel):
+    id: str
+    name: str
+    country: str
+    language: str
+    timezone: str | None = None
+    subdivision: str | None = None
+    as_of: date = Field(description="the day the risk and the opt-out were judged on")
+    segment: SegmentPublic
+    risk: RiskPublic
+    override: OverridePublic | None = None
+    playbook: PlaybookChoicePublic
+    open_invoices: int = Field(description="invoices still owed, handed-off ones included")
+    outstanding: list[MoneyPublic] = Field(description="what it owes, one total per currency")
+
+
+class OverrideSet(BaseModel):
+    """A finance decision about one debtor. Replaces any previous one (fields left out clear).
+
+    `playbook`: every new invoice of the debtor runs this playbook, whatever its segment and
+    risk. `opt_out_reason` + `opt_out_until`: no collection for the debtor until that day
+    (inclusive), e.g. a negotiation, a key account's yearly review, a receivership.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    playbook: str | None = Field(default=None, min_length=1, max_length=64, examples=["eti"])
+    opt_out_reason: str | None = Field(
+        default=None, min_length=1, max_length=2000, examples=["renegotiating the contract"]
+    )
+    opt_out_until: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> OverrideSet:
+        if (self.opt_out_reason is None) != (self.opt_out_until is None):
+            raise ValueError(
+                "an opt-out needs both opt_out_reason and opt_out_until (the day collection "
+                "may resume)"
+            )
+        if self.playbook is None and self.opt_out_reason is None:
+            raise ValueError(
+                "give a playbook, or an opt-out (opt_out_reason and opt_out_until), or both; "
+                "to remove the override, DELETE it"
+            )
+        return self

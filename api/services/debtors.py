@@ -1,0 +1,257 @@
+"""Debtors: segment, risk, the playbook their new invoices get, and finance overrides.
+
+The same selection serves the hand-over (`select_playbook`, called inside its transaction) and
+`GET /v1/debtors/{id}`, so what the API explains is what the next invoice will get.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from anyio import to_thread
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from api.auth import Principal
+from api.debtor_schemas import (
+    DebtorPublic,
+    OverridePublic,
+    OverrideSet,
+    PlaybookChoicePublic,
+    RiskPublic,
+    SegmentPublic,
+)
+from api.errors import Invalid, NotFound, ServerMisconfigured
+from api.schemas import MoneyPublic
+from config import Settings
+from domain.holds import HoldRequest
+from domain.playbook import (
+    Playbook,
+    PlaybookError,
+    PlaybookLibrary,
+    common_templates,
+    playbook_directories,
+)
+from domain.selection import (
+    Choice,
+    RiskAssessment,
+    RiskInputs,
+    SegmentResolution,
+    choose_playbook,
+    resolve_segment,
+    risk_score,
+)
+from messages.render import Renderer
+from store import debtors as store
+from store.engine import transaction
+from store.tables import Debtor, DebtorOverride
+
+log = logging.getLogger("relance.api")
+
+
+def today() -> date:
+    # One calendar for every server, whatever the host's zone: opt-outs end on UTC days.
+    return datetime.now(UTC).date()
+
+
+# ------------------------------------------------------------------ playbooks
+
+
+def known_templates() -> frozenset[str]:
+    """Templates that exist in every shipped language: what a playbook step may name."""
+    renderer = Renderer()
+    return frozenset(
+        common_templates({lang: renderer.templates(lang) for lang in renderer.languages()})
+    )
+
+
+def playbook_library(settings: Settings) -> PlaybookLibrary:
+    """RELANCE_PLAYBOOKS_DIR when set, else the shipped playbooks."""
+    return PlaybookLibrary(playbook_directories(settings.playbooks_dir), known_templates())
+
+
+def playbook_named(settings: Settings, name: str) -> Playbook:
+    try:
+        return playbook_library(settings).get(name)
+    except PlaybookError as err:
+        # The server's configuration is broken, not the request: say where.
+        raise ServerMisconfigured(f"the playbook {name!r} cannot be used: {err}") from err
+
+
+# ------------------------------------------------------------------ selection
+
+
+@dataclass(frozen=True)
+class Selection:
+    segment: SegmentResolution
+    inputs: RiskInputs
+    risk: RiskAssessment
+    override: DebtorOverride | None
+    choice: Choice
+    # Set while the debtor is opted out of collection: the sentence to show.
+    opt_out: str | None
+
+
+def opt_out_note(override: DebtorOverride | None, as_of: date) -> str | None:
+    if override is None or override.opt_out_until is None or override.opt_out_until < as_of:
+        return None
+    return (
+        f"the debtor is opted out of collection until {override.opt_out_until.isoformat()} "
+        f"({override.opt_out_reason}; set by {override.set_by})"
+    )
+
+
+def opt_out_hold(override: DebtorOverride | None, as_of: date) -> HoldRequest | None:
+    """An active opt-out holds a new invoice's escalation until the day after it ends."""
+    if override is None or override.opt_out_until is None or override.opt_out_until < as_of:
+        return None
+    return HoldRequest(
+        reason=f"debtor opted out: {override.opt_out_reason}",
+        until=override.opt_out_until + timedelta(days=1),
+        by=override.set_by,
+    )
+
+
+def select_playbook(session: Session, settings: Settings, debtor: Debtor, as_of: date) -> Selection:
+    """Segment, risk band and override → the playbook a new invoice of `debtor` runs."""
+    segment = resolve_segment(debtor.segment, debtor.annual_revenue, debtor.headcount)
+    inputs = store.risk_inputs(session, debtor.id, as_of)
+    risk = risk_score(inputs)
+    override = store.override_of(session, debtor.id)
+    choice = choose_playbook(
+        segment.segment,
+        risk.band,
+        override.playbook if override is not None else None,
+        playbook_library(settings).names(),
+        default=settings.default_playbook,
+    )
+    return Selection(segment, inputs, risk, override, choice, opt_out_note(override, as_of))
+
+
+# ------------------------------------------------------------------ read
+
+
+def _debtor_or_404(session: Session, debtor_id: str) -> Debtor:
+    debtor = session.get(Debtor, debtor_id)
+    if debtor is None:
+        raise NotFound(f"debtor {debtor_id} is unknown: no invoice of it was ever handed over")
+    return debtor
+
+
+def _plain(amount: Decimal | None) -> str | None:
+    # The store keeps 4 decimals: "1800000", not "1800000.0000".
+    return None if amount is None else format(amount.normalize(), "f")
+
+
+def _override_public(row: DebtorOverride, as_of: date) -> OverridePublic:
+    return OverridePublic(
+        playbook=row.playbook,
+        opt_out_reason=row.opt_out_reason,
+        opt_out_until=row.opt_out_until,
+        opt_out_active=opt_out_note(row, as_of) is not None,
+        set_by=row.set_by,
+        set_at=row.set_at,
+    )
+
+
+def debtor_public(
+    session: Session, settings: Settings, debtor: Debtor, as_of: date
+) -> DebtorPublic:
+    selection = select_playbook(session, settings, debtor, as_of)
+    owed = store.open_invoices(session, debtor.id)
+    risk = selection.risk
+    return DebtorPublic(
+        id=debtor.id,
+        name=debtor.name,
+        country=debtor.country,
+        language=debtor.language,
+        timezone=debtor.timezone,
+        subdivision=debtor.subdivision,
+        as_of=as_of,
+        segment=SegmentPublic(
+            value=selection.segment.segment,
+            source=selection.segment.source,
+            given=debtor.segment,
+            annual_revenue=_plain(debtor.annual_revenue),
+            headcount=debtor.headcount,
+            why=selection.segment.why,
+        ),
+        risk=RiskPublic(
+            score=risk.score,
+            band=risk.band,
+            reasons=risk.reasons,
+            factors=risk.factors,
+            inputs=selection.inputs,
+        ),
+        override=_override_public(selection.override, as_of) if selection.override else None,
+        playbook=PlaybookChoicePublic(
+            name=selection.choice.playbook, why=selection.choice.why, opt_out=selection.opt_out
+        ),
+        open_invoices=owed.count,
+        outstanding=[MoneyPublic.of(amount, cur) for cur, amount in owed.outstanding.items()],
+    )
+
+
+def get_debtor(session: Session, settings: Settings, debtor_id: str) -> DebtorPublic:
+    return debtor_public(session, settings, _debtor_or_404(session, debtor_id), today())
+
+
+# ------------------------------------------------------------------ override
+
+
+def _check_override(settings: Settings, body: OverrideSet, as_of: date) -> None:
+    if body.playbook is not None:
+        library = playbook_library(settings)
+        if body.playbook not in library.names():
+            known = ", ".join(sorted(library.names()))
+            raise Invalid(f"no playbook named {body.playbook!r} (available: {known})")
+        try:
+            library.get(body.playbook)
+        except PlaybookError as err:
+            # Refused now, not at the debtor's next hand-over.
+            raise Invalid(f"the playbook {body.playbook!r} cannot be used: {err}") from err
+    if body.opt_out_until is not None and body.opt_out_until <= as_of:
+        raise Invalid(
+            f"opt_out_until must be a day after today ({as_of.isoformat()}): collection "
+            f"resumes after it; got {body.opt_out_until.isoformat()}"
+        )
+
+
+def _set_override(
+    engine: Engine, settings: Settings, debtor_id: str, body: OverrideSet, principal: Principal
+) -> DebtorPublic:
+    as_of = today()
+    _check_override(settings, body, as_of)
+    with transaction(engine) as session:
+        debtor = _debtor_or_404(session, debtor_id)
+        store.set_override(
+            session,
+            debtor,
+            playbook=body.playbook,
+            opt_out_reason=body.opt_out_reason,
+            opt_out_until=body.opt_out_until,
+            set_by=principal.name,
+        )
+    log.info("override set on debtor %s by %s", debtor_id, principal.prefix)
+    with Session(engine) as session:
+        return debtor_public(session, settings, _debtor_or_404(session, debtor_id), as_of)
+
+
+async def set_override(
+    engine: Engine, settings: Settings, debtor_id: str, body: OverrideSet, principal: Principal
+) -> DebtorPublic:
+    return await to_thread.run_sync(_set_override, engine, settings, debtor_id, body, principal)
+
+
+def _clear_override(engine: Engine, debtor_id: str, principal: Principal) -> None:
+    with transaction(engine) as session:
+        _debtor_or_404(session, debtor_id)
+        if store.clear_override(session, debtor_id):
+            log.info("override removed from debtor %s by %s", debtor_id, principal.prefix)
+
+
+async def clear_override(engine: Engine, debtor_id: str, principal: Principal) -> None:
+    await to_thread.run_sync(_clear_override, engine, debtor_id, principal)

@@ -1,0 +1,171 @@
+"""A debtor's history as the risk score reads it, its open invoices, and its override.
+
+The figures come from the read model the workflow's activities keep (invoices, payments,
+disputes, events), so computing a score never asks Temporal.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session, col, func, select
+
+from domain.selection import RiskInputs
+from store.tables import Debtor, DebtorOverride, Dispute, Event, Invoice, Payment, utcnow
+
+# Event kinds (written by the workflow's progress activity) that mean a commitment to pay was
+# not kept: a lapsed promise to pay, and a payment plan broken by a missed installment.
+BROKEN_COMMITMENT_KINDS = ("promise_broken", "plan_broken")
+# Stages whose invoice no longer counts: a credit note cancelled it (nothing was owed).
+_NOT_OWED = frozenset({"cancelled"})
+# Stages where nothing is left to pay.
+_SETTLED = frozenset({"paid", "cancelled"})
+_WRITTEN_OFF = "written_off"
+# An upheld dispute was the creditor's mistake: it says nothing against the debtor.
+_UPHELD = "upheld"
+
+
+def _invoices(session: Session, debtor_id: str) -> list[Invoice]:
+    return list(
+        session.exec(
+            select(Invoice).where(Invoice.debtor_id == debtor_id).order_by(col(Invoice.due_date))
+        ).all()
+    )
+
+
+def _settled_on(session: Session, numbers: list[str]) -> dict[str, date]:
+    """For each paid invoice, the day of the payment that brought its balance to zero."""
+    if not numbers:
+        return {}
+    rows = session.exec(
+        select(Payment)
+        .where(col(Payment.invoice_number).in_(numbers), col(Payment.outstanding_after) <= 0)
+        .order_by(col(Payment.id))
+    ).all()
+    settled: dict[str, date] = {}
+    for row in rows:
+        # The day the money arrived when the back office said so, else the day it was recorded.
+        settled.setdefault(row.invoice_number, row.received_on or row.recorded_at.date())
+    return settled
+
+
+def risk_inputs(session: Session, debtor_id: str, as_of: date) -> RiskInputs:
+    """What the debtor's own history says, for `domain.selection.risk_score`.
+
+    - An invoice has a verdict once it is paid, or still unpaid after its due date (invoices
+      not yet due, and invoices cancelled by a credit note, say nothing yet).
+    - Days late: from the due date to the payment that settled the invoice (early = 0); for
+      an invoice still unpaid, the days so far (a lower bound); for a written-off one, the
+      days until it was written off.
+    - Disputes: those not upheld (open or rejected).
+    - Broken promises: events `promise_broken` and `plan_broken` on any of its invoices.
+    - Outstanding ratio: what it owes now over its average invoice amount, in the currency
+      where that ratio is highest (amounts in different currencies are never added).
+    """
+    invoices = [i for i in _invoices(session, debtor_id) if i.stage not in _NOT_OWED]
+    numbers = [i.number for i in invoices]
+    settled = _settled_on(session, [i.number for i in invoices if i.stage == "paid"])
+    days: list[int] = []
+    for invoice in invoices:
+        if invoice.stage == "paid":
+            paid_on = settled.get(invoice.number)
+            if paid_on is None:
+                continue  # settled without a recorded payment (e.g. imported as paid)
+            days.append(max(0, (paid_on - invoice.due_date).days))
+        elif invoice.due_date < as_of:
+            end = invoice.updated_at.date() if invoice.stage == _WRITTEN_OFF else as_of
+            days.append(max(0, (end - invoice.due_date).days))
+    disputes = 0
+    broken = 0
+    if numbers:
+        disputes = session.exec(
+            select(func.count())
+            .select_from(Dispute)
+            .where(col(Dispute.invoice_number).in_(numbers), Dispute.status != _UPHELD)
+        ).one()
+        broken = session.exec(
+            select(func.count())
+            .select_from(Event)
+            .where(
+                col(Event.invoice_number).in_(numbers),
+                col(Event.kind).in_(BROKEN_COMMITMENT_KINDS),
+            )
+        ).one()
+    return RiskInputs(
+        invoices=len(days),
+        avg_days_late=sum(days) / len(days) if days else 0.0,
+        late_share=sum(1 for d in days if d > 0) / len(days) if days else 0.0,
+        disputes=disputes,
+        broken_promises=broken,
+        outstanding_ratio=_outstanding_ratio(invoices),
+    )
+
+
+def _outstanding_ratio(invoices: list[Invoice]) -> float | None:
+    amounts: dict[str, list[Decimal]] = defaultdict(list)
+    owed: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice in invoices:
+        amounts[invoice.currency].append(invoice.amount)
+        if invoice.stage not in _SETTLED and invoice.stage != _WRITTEN_OFF:
+            owed[invoice.currency] += max(invoice.outstanding, Decimal(0))
+    ratios = []
+    for currency, values in amounts.items():
+        average = sum(values, Decimal(0)) / len(values)
+        if average > 0:
+            ratios.append(float(owed[currency] / average))
+    return max(ratios) if ratios else None
+
+
+@dataclass(frozen=True)
+class OpenInvoices:
+    """Invoices still owed (handed-off ones included: the legal partner is collecting them)."""
+
+    count: int = 0
+    outstanding: dict[str, Decimal] = field(default_factory=dict)
+
+
+def open_invoices(session: Session, debtor_id: str) -> OpenInvoices:
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    count = 0
+    for invoice in _invoices(session, debtor_id):
+        if invoice.stage in _SETTLED or invoice.stage == _WRITTEN_OFF or invoice.outstanding <= 0:
+            continue
+        count += 1
+        totals[invoice.currency] += invoice.outstanding
+    return OpenInvoices(count=count, outstanding=dict(sorted(totals.items())))
+
+
+def override_of(session: Session, debtor_id: str) -> DebtorOverride | None:
+    return session.get(DebtorOverride, debtor_id)
+
+
+def set_override(
+    session: Session,
+    debtor: Debtor,
+    *,
+    playbook: str | None,
+    opt_out_reason: str | None,
+    opt_out_until: date | None,
+    set_by: str,
+) -> DebtorOverride:
+    """Replace the debtor's override (a PUT: fields left out are cleared)."""
+    row = session.get(DebtorOverride, debtor.id) or DebtorOverride(debtor_id=debtor.id, set_by="")
+    row.playbook = playbook
+    row.opt_out_reason = opt_out_reason
+    row.opt_out_until = opt_out_until
+    row.set_by = set_by
+    row.set_at = utcnow()
+    session.add(row)
+    return row
+
+
+def clear_override(session: Session, debtor_id: str) -> bool:
+    """Remove the override; False if there was none."""
+    row = session.get(DebtorOverride, debtor_id)
+    if row is None:
+        return False
+    session.delete(row)
+    return True
