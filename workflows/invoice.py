@@ -66,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.playbook import FILE_TEMPLATES, Channel, Playbook, Recipient, Step, Tone
     from domain.schedule import Clock
     from workflows import contract
+    from workflows.mailbox import enqueue_debtor_message
 
 SEND_TIMEOUT = timedelta(seconds=60)
 # A provider outage is retried with backoff for up to a day, then recorded as a failure.
@@ -387,7 +388,15 @@ class InvoiceWorkflow:
             # A payment that lands mid-step stops the rest of it.
             if self._closed:
                 break
-            await self._send(step.id, channel, recipient, template, step.tone)
+            if channel == Channel.EMAIL and recipient == Recipient.DEBTOR:
+                # Through the debtor's mailbox: one message a day, listing all their invoices.
+                await enqueue_debtor_message(
+                    self._request(step.id, channel, recipient, template, step.tone),
+                    self._invoice.debtor_id,
+                    self._day_seconds,
+                )
+            else:
+                await self._send(step.id, channel, recipient, template, step.tone)
         self._state.last_action_at = workflow.now()
 
     async def _escalate(self, step: Step) -> None:
@@ -1203,21 +1212,15 @@ class InvoiceWorkflow:
                 ),
             )
             return
-        request = SendRequest(
-            invoice_number=self._invoice.number,
-            step_id=step_id,
-            channel=channel,
-            recipient=recipient,
-            template=template,
-            tone=tone,
-            planned_at=workflow.now(),
-            as_of=self._clock.calendar_date(workflow.now()),
-            outstanding=self._state.outstanding,
+        request = self._request(
+            step_id,
+            channel,
+            recipient,
+            template,
+            tone,
             paid=paid,
-            approval_id=approval.approval_id if approval else None,
-            target_stage=approval.target_stage if approval else None,
-            installment_amount=installment.amount if installment else None,
-            installment_due_date=installment.due_date if installment else None,
+            approval=approval,
+            installment=installment,
         )
         try:
             await workflow.execute_activity_method(
@@ -1236,6 +1239,35 @@ class InvoiceWorkflow:
                 f"failed:{step_id}:{channel.value}:{recipient.value}",
                 f"{channel.value} to {recipient.value} for {step_id} failed: {reason}",
             )
+
+    def _request(
+        self,
+        step_id: str,
+        channel: Channel,
+        recipient: Recipient,
+        template: str,
+        tone: Tone,
+        *,
+        paid: Money | None = None,
+        approval: PendingApproval | None = None,
+        installment: InstallmentState | None = None,
+    ) -> SendRequest:
+        return SendRequest(
+            invoice_number=self._invoice.number,
+            step_id=step_id,
+            channel=channel,
+            recipient=recipient,
+            template=template,
+            tone=tone,
+            planned_at=workflow.now(),
+            as_of=self._clock.calendar_date(workflow.now()),
+            outstanding=self._state.outstanding,
+            paid=paid,
+            approval_id=approval.approval_id if approval else None,
+            target_stage=approval.target_stage if approval else None,
+            installment_amount=installment.amount if installment else None,
+            installment_due_date=installment.due_date if installment else None,
+        )
 
     async def _record(
         self,

@@ -67,11 +67,12 @@ class Harness:
         currency: str = "EUR",
         playbook: Playbook | None = None,
         language: str = "fr",
+        debtor_id: str | None = None,
     ) -> InvoiceFacts:
         today = await self.today()
         facts = InvoiceFacts(
             number=number,
-            debtor_id=f"D-{number}",
+            debtor_id=debtor_id or f"D-{number}",
             amount=Money.of(Decimal(amount), currency),
             issue_date=today - timedelta(days=30),
             due_date=today + timedelta(days=due_in_days),

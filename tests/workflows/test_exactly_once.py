@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 
 from activities.calendar import business_time
 from activities.email import OutboxSender
+from activities.mailbox import BatchOutcome, MailBatch, MailboxActivities
 from activities.messaging import MessagingActivities, SendOutcome, SendRequest
 from activities.notify import NotifyActivities
 from activities.progress import ProgressActivities
@@ -21,6 +22,7 @@ from domain.lifecycle import Stage
 from messages import Renderer
 from tests.workflows.harness import running_worker
 from workflows.invoice import InvoiceWorkflow
+from workflows.mailbox import DebtorMailboxWorkflow
 
 
 async def test_retry_after_a_successful_send_does_not_send_twice(
@@ -49,13 +51,25 @@ async def test_retry_after_a_successful_send_does_not_send_twice(
             raise RuntimeError("worker lost before reporting completion")
         return outcome
 
+    # Step messages go through the debtor's mailbox: its send crashes the same way.
+    mailbox = MailboxActivities(time_env.client, real)
+
+    @activity.defn(name="send_batch")
+    def send_batch_then_crash_once(batch: MailBatch) -> BatchOutcome:
+        outcome = mailbox.send_batch(batch)
+        if activity.info().attempt == 1:
+            raise RuntimeError("worker lost before reporting completion")
+        return outcome
+
     worker = Worker(
         time_env.client,
         task_queue=task_queue,
-        workflows=[InvoiceWorkflow],
+        workflows=[InvoiceWorkflow, DebtorMailboxWorkflow],
         activities=[
             ProgressActivities(engine).record_progress,
             send_then_crash_once,
+            send_batch_then_crash_once,
+            mailbox.enqueue_message,
             business_time,
             NotifyActivities(settings).notify_backoffice,
         ],
@@ -68,6 +82,11 @@ async def test_retry_after_a_successful_send_does_not_send_twice(
         result = await h.pay("INV-ONCE", "VIR-1", "1200.00")
         assert result.stage == Stage.PAID
         await h.handle("INV-ONCE").result()
+
+        async def reminders_out() -> bool:
+            return len(h.sent(facts)) >= 3
+
+        await h.advance_until(reminders_out, max_days=1, step_hours=1)
 
     assert [step for step, _, _ in h.sent(facts)] == ["pre_reminder", "reminder_1", "thank_you"]
     # Each message reached the provider once, although every send activity ran twice.
