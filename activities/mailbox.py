@@ -22,7 +22,8 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from activities.email import OutgoingEmail, PermanentSendError, TransientSendError
 from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
@@ -96,15 +97,28 @@ class MailboxActivities:
         from workflows.mailbox import ENQUEUE_SIGNAL, DebtorMailboxWorkflow, MailboxInput
 
         debtor_id = delivery.item.debtor_id
-        await self._client.start_workflow(
-            DebtorMailboxWorkflow.run,
-            MailboxInput(debtor_id=debtor_id, day_seconds=delivery.day_seconds),
-            id=contract.mailbox_workflow_id(debtor_id),
-            task_queue=activity.info().task_queue,
-            start_signal=ENQUEUE_SIGNAL,
-            start_signal_args=[delivery.item],
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        )
+        mailbox_id = contract.mailbox_workflow_id(debtor_id)
+        try:
+            await self._client.start_workflow(
+                DebtorMailboxWorkflow.run,
+                MailboxInput(debtor_id=debtor_id, day_seconds=delivery.day_seconds),
+                id=mailbox_id,
+                task_queue=activity.info().task_queue,
+                start_signal=ENQUEUE_SIGNAL,
+                start_signal_args=[delivery.item],
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            )
+        except WorkflowAlreadyStartedError:
+            # Two invoices of one debtor racing to start its mailbox: some servers answer the
+            # loser with "already started" instead of signalling. Signal the winner.
+            try:
+                await self._client.get_workflow_handle(mailbox_id).signal(
+                    ENQUEUE_SIGNAL, delivery.item
+                )
+            except RPCError as err:
+                # It ended meanwhile: the retry starts a new one. (A plain ApplicationError,
+                # so every server accepts the failure report.)
+                raise ApplicationError(f"mailbox {mailbox_id} not reachable: {err}") from None
 
     @activity.defn(name="send_batch")
     def send_batch(self, batch: MailBatch) -> BatchOutcome:
