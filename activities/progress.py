@@ -47,6 +47,7 @@ class EventKind(StrEnum):
     HOLD_STARTED = "hold_started"
     HOLD_ENDED = "hold_ended"
     CLOSURE = "closure"
+    PLAYBOOK_MIGRATED = "playbook_migrated"
     CLOSED = "closed"
 
 
@@ -109,6 +110,8 @@ class ProgressRecord(BaseModel):
     dispute: DisputeChange | None = None
     plan: PlanChange | None = None
     task: TaskChange | None = None
+    # Set when an operator moved the invoice to another playbook.
+    playbook: tuple[str, int] | None = None
 
 
 class ProgressActivities:
@@ -148,6 +151,11 @@ class ProgressActivities:
             if record.task is not None:
                 _apply_task(session, record.invoice_number, record.task)
             _update_read_model(session, record.status)
+            if record.playbook is not None:
+                invoice = session.get(Invoice, record.invoice_number)
+                if invoice is not None:
+                    invoice.playbook, invoice.playbook_version = record.playbook
+                    session.add(invoice)
         return True
 
 

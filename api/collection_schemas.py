@@ -309,3 +309,12 @@ class TaskClosed(BaseModel):
     status: InvoiceState | None = Field(
         default=None, description="with a promise: the invoice's state once the workflow took it"
     )
+
+
+class PlaybookChange(BaseModel):
+    """Move a running invoice to another playbook: an explicit operator decision."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    playbook: str = Field(min_length=1, max_length=64, description="a playbook's name")
+    reason: Comment = ""

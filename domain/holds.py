@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from domain.money import Money
+from domain.playbook import Playbook
 
 Actor = str
 
@@ -100,6 +101,14 @@ class Closure(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     by: Actor = Field(min_length=1)
     credit_note_reference: str | None = None
+
+
+class PlaybookMigration(BaseModel):
+    """An operator moves a running invoice to another playbook (or a newer version of it)."""
+
+    playbook: Playbook
+    by: Actor = Field(min_length=1)
+    reason: str = ""
 
 
 DeliveryKind = Literal[

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         HoldRequest,
         PlanDecision,
         PlanProposal,
+        PlaybookMigration,
         PromiseToPay,
         ResumeRequest,
     )
@@ -1152,6 +1153,49 @@ class InvoiceWorkflow:
     def _validate_close(self, closure: Closure) -> None:
         self._require_open()
 
+    @workflow.update
+    async def migrate_playbook(self, migration: PlaybookMigration) -> InvoiceStatus:
+        old, new = self._playbook, migration.playbook
+        current = self._current_step()
+        # Carry on from the same point: the same step if the new playbook has it, else the
+        # first step not earlier than it; steps already done are not done again.
+        if current is None:
+            index = len(new.steps)
+        else:
+            index = next(
+                (i for i, step in enumerate(new.steps) if step.id == current.id),
+                next(
+                    (i for i, s in enumerate(new.steps) if s.offset_days >= current.offset_days),
+                    len(new.steps),
+                ),
+            )
+        self._playbook = new
+        self._state.step_index = index
+        self._state.calendar = {}
+        self._wake()
+        await self._record(
+            EventKind.PLAYBOOK_MIGRATED,
+            f"playbook:{new.name}:{new.version}:{self._state.revision}",
+            f"Playbook {old.name} v{old.version} → {new.name} v{new.version} by {migration.by}"
+            + (f": {migration.reason}" if migration.reason else ""),
+            detail={
+                "by": migration.by,
+                "from": f"{old.name}:{old.version}",
+                "to": f"{new.name}:{new.version}",
+            },
+            playbook=(new.name, new.version),
+        )
+        return self.status()
+
+    @migrate_playbook.validator
+    def _validate_migration(self, migration: PlaybookMigration) -> None:
+        self._require_open()
+        if self._state.approval is not None:
+            raise ApplicationError(
+                f"approval {self._state.approval.approval_id} is pending: decide it first",
+                type="HoldConflict",
+            )
+
     @workflow.signal
     def delivery_event(self, event: DeliveryEvent) -> None:
         if event.event_id in self._state.seen_events:
@@ -1281,6 +1325,7 @@ class InvoiceWorkflow:
         dispute: DisputeChange | None = None,
         plan: PlanChange | None = None,
         task: TaskChange | None = None,
+        playbook: tuple[str, int] | None = None,
     ) -> None:
         self._state.revision += 1
         await workflow.execute_activity_method(
@@ -1298,6 +1343,7 @@ class InvoiceWorkflow:
                 dispute=dispute,
                 plan=plan,
                 task=task,
+                playbook=playbook,
             ),
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,

@@ -25,6 +25,7 @@ from api.collection_schemas import (
     PlanDecisionCreate,
     PlanProposed,
     PlanPublic,
+    PlaybookChange,
     ResumeCreate,
     WriteOffCreate,
 )
@@ -48,6 +49,8 @@ DisputeOpener = Annotated[Principal, Depends(require(Role.BACKOFFICE, Role.COLLE
 PlanProposer = Annotated[Principal, Depends(require(Role.COLLECTOR, Role.BACKOFFICE))]
 Holder = Annotated[Principal, Depends(require(Role.COLLECTOR, Role.OPS))]
 Ops = Annotated[Principal, Depends(require(Role.OPS))]
+# Admin is always allowed: no other role may change a running invoice's scenario.
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 _ACTION_ERRORS = error_responses(401, 403, 404, 409, 503)
 
@@ -207,3 +210,19 @@ async def write_off(
     principal: Ops,
 ) -> ActionDone:
     return await collection.write_off(engine, client, settings, number, body, principal)
+
+
+@router.post(
+    "/{number}/playbook",
+    responses=_ACTION_ERRORS,
+    summary="Move a running invoice to another playbook (steps already done are not redone)",
+)
+async def migrate_playbook(
+    number: str,
+    body: PlaybookChange,
+    engine: EngineDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    principal: Admin,
+) -> ActionDone:
+    return await collection.migrate_playbook(engine, client, settings, number, body, principal)

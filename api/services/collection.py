@@ -39,12 +39,14 @@ from api.collection_schemas import (
     PlanDecisionCreate,
     PlanProposed,
     PlanPublic,
+    PlaybookChange,
     ResumeCreate,
     WriteOffCreate,
     check_scale,
 )
 from api.errors import Conflict, Invalid, NotFound, Unavailable, from_temporal
 from api.schemas import MoneyPublic
+from api.services.debtors import playbook_library
 from api.services.invoices import TEMPORAL_ERRORS, playbook_named, read_invoice, rpc_timeout
 from config import Settings
 from domain.holds import (
@@ -56,6 +58,7 @@ from domain.holds import (
     Installment,
     PlanDecision,
     PlanProposal,
+    PlaybookMigration,
     ResumeRequest,
 )
 from domain.lifecycle import TERMINAL_STAGES, InvoiceStatus
@@ -478,4 +481,33 @@ async def write_off(
     closure = Closure(kind=ClosureKind.WRITE_OFF, reason=body.reason, by=principal.name)
     return await _act(
         engine, client, settings, number, InvoiceWorkflow.close, closure, principal, "written off"
+    )
+
+
+async def migrate_playbook(
+    engine: Engine,
+    client: Client,
+    settings: Settings,
+    number: str,
+    body: PlaybookChange,
+    principal: Principal,
+) -> ActionDone:
+    """Running invoices keep the playbook they started with, unless an operator moves them."""
+    if body.playbook not in playbook_library(settings).names():
+        raise Invalid(
+            f"no playbook named {body.playbook!r}; known: "
+            + ", ".join(sorted(playbook_library(settings).names()))
+        )
+    migration = PlaybookMigration(
+        playbook=playbook_named(settings, body.playbook), by=principal.name, reason=body.reason
+    )
+    return await _act(
+        engine,
+        client,
+        settings,
+        number,
+        InvoiceWorkflow.migrate_playbook,
+        migration,
+        principal,
+        f"moved to playbook {body.playbook}",
     )

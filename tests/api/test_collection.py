@@ -419,3 +419,32 @@ async def test_ops_write_off_an_uncollectible_invoice(api: Api) -> None:
     assert (await api.invoice("INV-END-2"))["stage"] == "written_off"
     unknown = await api.post("/v1/invoices/INV-NOPE/write-off", {"reason": "x"}, role=Role.OPS)
     assert unknown.status_code == 404
+
+
+# ------------------------------------------------------------------ playbook migration
+
+
+async def test_an_admin_moves_a_running_invoice_to_another_playbook(api: Api) -> None:
+    await _handed_over(api, "INV-MIG-1")
+    before = await api.invoice("INV-MIG-1")
+
+    refused = await api.post(
+        "/v1/invoices/INV-MIG-1/playbook", {"playbook": "tpe"}, role=Role.COLLECTOR
+    )
+    assert refused.status_code == 403
+    unknown = await api.post(
+        "/v1/invoices/INV-MIG-1/playbook", {"playbook": "nope"}, role=Role.ADMIN
+    )
+    assert unknown.status_code == 422
+    assert "no playbook named 'nope'" in unknown.json()["detail"]
+
+    moved = await api.post(
+        "/v1/invoices/INV-MIG-1/playbook",
+        {"playbook": "tpe", "reason": "small customer after all"},
+        role=Role.ADMIN,
+    )
+    assert moved.status_code == 200, moved.text
+    after = await api.invoice("INV-MIG-1")
+    assert (before["playbook"], after["playbook"]) == ("pme", "tpe")
+    history = (await api.get("/v1/invoices/INV-MIG-1/history", role=Role.OPS)).json()
+    assert any(e["kind"] == "playbook_migrated" for e in history)

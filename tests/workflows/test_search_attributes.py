@@ -32,7 +32,8 @@ async def test_search_attributes_follow_the_invoice(
         assert found == [contract.workflow_id("INV-SA-1")]
 
         attributes = (await h.handle("INV-SA-1").describe()).typed_search_attributes
-        assert attributes.get(contract.DUE_DATE).date() == facts.due_date
+        due = attributes.get(contract.DUE_DATE)
+        assert due is not None and due.date() == facts.due_date
         # Opaque ids, stages and amounts only: no name, no address.
         custom = {pair.key.name for pair in attributes if pair.key.name.startswith("Relance")}
         assert custom <= {key.name for key in contract.SEARCH_ATTRIBUTES}

@@ -1,0 +1,60 @@
+"""A running invoice keeps the playbook it started with; only an operator moves it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from domain.holds import PlaybookMigration
+from domain.playbook import Playbook, load_playbook_named
+from store.engine import transaction
+from store.tables import Invoice
+from tests.workflows.harness import business_day, running_worker
+from workflows.invoice import InvoiceWorkflow
+
+
+def edited(playbook: Playbook) -> Playbook:
+    """The finance director's edit: reminder_2 a week earlier, as version 2."""
+    steps = [
+        step.model_copy(update={"offset_days": 5}) if step.id == "reminder_2" else step
+        for step in playbook.steps
+    ]
+    return Playbook.model_validate({**playbook.model_dump(), "version": 2, "steps": steps})
+
+
+async def test_editing_a_playbook_changes_new_invoices_only_until_migrated(
+    time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    v1 = load_playbook_named("default")
+    v2 = edited(v1)
+    async with running_worker(time_env, engine, tmp_path, task_queue) as h:
+        old = await h.hand_over("INV-V1", due_in_days=-1, playbook=v1)
+        new = await h.hand_over("INV-V2", due_in_days=-1, playbook=v2)
+        await h.until_sent(new, "reminder_2")
+        await h.until_sent(old, "reminder_2")
+        days = {
+            f.number: [d for step, _, d in h.sent(f) if step == "reminder_2"] for f in (old, new)
+        }
+        assert days == {"INV-V1": [business_day(old, 10)], "INV-V2": [business_day(new, 5)]}
+
+        # The old invoice's history replays on the current code: its input carries v1.
+        history = await h.handle("INV-V1").fetch_history()
+        replayer = Replayer(workflows=[InvoiceWorkflow], data_converter=pydantic_data_converter)
+        await replayer.replay_workflow(history)
+
+        # An operator moves it explicitly: the store and the timeline say so.
+        await h.handle("INV-V1").execute_update(
+            InvoiceWorkflow.migrate_playbook,
+            PlaybookMigration(playbook=v2, by="daf", reason="new policy"),
+        )
+        with transaction(engine) as session:
+            stored = session.get(Invoice, "INV-V1")
+        assert stored is not None and (stored.playbook, stored.playbook_version) == ("default", 2)
+        assert "playbook_migrated" in [e.kind for e in h.events("INV-V1")]
+        # Steps already done are not done again.
+        status = await h.status("INV-V1")
+        assert status.next_step is not None and status.next_step.step_id == "reminder_3"
