@@ -286,10 +286,14 @@ class Renderer:
 
     def check(self, template: str, language: str) -> None:
         """Raise TemplateNotFound if the template is missing in that language, RenderError if
-        it does not compile or lacks a block. Meant for load time (a playbook naming a template
-        that cannot be sent is better refused before any invoice reaches that step)."""
+        it does not compile, lacks a block or uses a variable no message ever has. Meant for
+        load time: a playbook naming a template that cannot be sent is better refused before
+        any invoice reaches that step."""
         self._load(self._text_env, template, language)
         self._load(self._html_env, template, language)
+        # Rendered once with every variable a message can have: a misspelt or unknown one
+        # fails here (StrictUndefined), not in a debtor's letter weeks later.
+        self.render(template, _sample_context(language))
 
     def render(self, template: str, context: MessageContext) -> RenderedMessage:
         language = context.language
@@ -345,3 +349,44 @@ class Renderer:
                 raise
             return str(content)  # no layout for this language: the block is the whole body
         return layout.render({**variables, "subject": subject, "content": content})
+
+
+def _sample_context(language: str) -> MessageContext:
+    """A message with every optional part present, for `Renderer.check`."""
+    euros = Money.of("1234.56", "EUR")
+    day = date(2026, 1, 15)
+    line = InvoiceLine(
+        invoice_number="F-0001",
+        issue_date=day,
+        due_date=day,
+        amount=euros,
+        outstanding=euros,
+        days_late=30,
+        interest=Money.of("12.34", "EUR"),
+        indemnity=Money.of("40", "EUR"),
+        total_due=euros,
+    )
+    return MessageContext(
+        language=language,
+        tone=Tone.FIRM,
+        invoice_number="F-0001",
+        issue_date=day,
+        due_date=day,
+        amount=euros,
+        outstanding=euros,
+        as_of=day,
+        days_late=30,
+        debtor_name="Sample SARL",
+        creditor_name="Sample creditor",
+        payment_instructions="IBAN FR76 0000",
+        interest=Money.of("12.34", "EUR"),
+        interest_rate=Decimal("12.15"),
+        indemnity=Money.of("40", "EUR"),
+        total_due=euros,
+        paid=euros,
+        approval_id="F-0001:mediation:1",
+        target_stage="mediation",
+        installment_amount=euros,
+        installment_due_date=day,
+        invoices=[line, line.model_copy(update={"invoice_number": "F-0002"})],
+    )

@@ -922,7 +922,11 @@ class InvoiceWorkflow:
             EventKind.DISPUTE_RESOLVED,
             f"dispute:{dispute.dispute_id}:{resolution.outcome.value}",
             summary,
-            detail={"by": resolution.resolved_by, "comment": resolution.comment},
+            detail={
+                "by": resolution.resolved_by,
+                "comment": resolution.comment,
+                "credit_note": resolution.credit_note_reference or "",
+            },
             dispute=DisputeChange(
                 dispute_id=dispute.dispute_id,
                 status=resolution.outcome.value,

@@ -550,6 +550,21 @@ def test_a_missing_variable_is_an_error_not_a_blank(tmp_path: Path) -> None:
     assert raised.value.template == "broken" and raised.value.language == "fr"
 
 
+def test_a_missing_variable_fails_the_check_not_the_send(tmp_path: Path) -> None:
+    # A playbook check renders each template once with every variable a message can have:
+    # a misspelt one is refused then, before any debtor's letter depends on it.
+    write(
+        tmp_path,
+        "fr",
+        "typo",
+        "{% block subject %}Facture {{ invoice_numbr }}{% endblock %}"
+        "{% block text %}Bonjour{% endblock %}"
+        "{% block html %}<p>Bonjour</p>{% endblock %}",
+    )
+    with pytest.raises(RenderError, match="invoice_numbr"):
+        Renderer(tmp_path).check("typo", "fr")
+
+
 def test_a_template_without_its_three_blocks_is_refused_by_check(tmp_path: Path) -> None:
     write(tmp_path, "en", "subject_only", "{% block subject %}Hi{% endblock %}")
     write(tmp_path, "en", "bad_syntax", "{% block subject %}{{ x {% endblock %}")
