@@ -55,6 +55,7 @@ async def start_invoice(
     day_seconds: float,
     search_attributes: bool = True,
     hold: HoldRequest | None = None,
+    history_limit: int = 0,
 ) -> None:
     """Start the invoice's workflow unless one exists or has existed.
 
@@ -66,7 +67,11 @@ async def start_invoice(
         await client.start_workflow(
             InvoiceWorkflow.run,
             InvoiceWorkflowInput(
-                invoice=invoice, playbook=playbook, day_seconds=day_seconds, hold=hold
+                invoice=invoice,
+                playbook=playbook,
+                day_seconds=day_seconds,
+                hold=hold,
+                history_limit=history_limit,
             ),
             id=contract.workflow_id(invoice.number),
             task_queue=task_queue,

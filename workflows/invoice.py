@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -195,6 +195,9 @@ class InvoiceWorkflowInput(BaseModel):
     state: CarriedState | None = None
     # Start on hold (a debtor opted out of collection until a date).
     hold: HoldRequest | None = None
+    # Continue as new past this many history events (0: when the server suggests it). A long
+    # payment plan then never grows one history without bound.
+    history_limit: int = Field(default=0, ge=0)
 
 
 @workflow.defn
@@ -204,6 +207,7 @@ class InvoiceWorkflow:
         self._invoice = input.invoice
         self._playbook = input.playbook
         self._day_seconds = input.day_seconds
+        self._history_limit = input.history_limit
         self._state = input.state or CarriedState(
             anchor=workflow.now(), stage=Stage.UPCOMING, outstanding=input.invoice.amount
         )
@@ -222,7 +226,7 @@ class InvoiceWorkflow:
             if input.hold is not None:
                 await self._apply_pause(input.hold, key="opened")
         while self._state.stage not in TERMINAL_STAGES:
-            if workflow.info().is_continue_as_new_suggested():
+            if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._notifications_sent()
                 workflow.continue_as_new(
@@ -231,6 +235,7 @@ class InvoiceWorkflow:
                         playbook=self._playbook,
                         day_seconds=self._day_seconds,
                         state=self._state,
+                        history_limit=self._history_limit,
                     )
                 )
             await self._advance()
@@ -241,6 +246,14 @@ class InvoiceWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._notifications_sent()
         return self.status()
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        if info.is_continue_as_new_suggested():
+            return True
+        return (
+            bool(self._history_limit) and info.get_current_history_length() >= self._history_limit
+        )
 
     def _plan(self) -> NextStep | None:
         """What comes next and when, from the state alone (the status query uses it too)."""

@@ -68,6 +68,7 @@ class Harness:
         playbook: Playbook | None = None,
         language: str = "fr",
         debtor_id: str | None = None,
+        history_limit: int = 0,
     ) -> InvoiceFacts:
         today = await self.today()
         facts = InvoiceFacts(
@@ -98,6 +99,7 @@ class Harness:
             playbook,
             task_queue=self.task_queue,
             day_seconds=self.settings.day_seconds,
+            history_limit=history_limit,
         )
         return facts
 

@@ -4,7 +4,7 @@ restarts where a credit controller expects it to (time-skipping server, real wor
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -395,3 +395,46 @@ async def test_concurrent_payment_dispute_and_plan_stay_consistent(
         assert kinds.count("payment") == 2
         assert kinds.count("dispute_opened") + kinds.count("plan_proposed") == 1
         await handle.terminate("test over")
+
+
+async def test_a_long_plan_continues_as_new_and_loses_nothing(
+    time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    number = "INV-LONG-PLAN"
+    async with running_worker(time_env, engine, tmp_path, task_queue) as h:
+        await h.hand_over(number, due_in_days=-5, history_limit=150)
+        today = await h.today()
+        installments = [
+            Installment(due_date=today + timedelta(days=30 * k), amount=eur("100.00"))
+            for k in range(1, 13)
+        ]
+        await h.handle(number).execute_update(
+            InvoiceWorkflow.propose_payment_plan,
+            PlanProposal(plan_id="P-12", installments=installments, proposed_by="claire"),
+        )
+        approved = await h.handle(number).execute_update(
+            InvoiceWorkflow.decide_payment_plan,
+            PlanDecision(plan_id="P-12", approve=True, decided_by="marc"),
+        )
+        assert approved.stage == Stage.PAYMENT_PLAN
+        for k, item in enumerate(installments, start=1):
+            await time_env.sleep(
+                datetime.combine(item.due_date, time(8), tzinfo=UTC)
+                - await time_env.get_current_time()
+            )
+            result = await h.pay(number, f"VIR-{k}", "100.00")
+            # A replayed payment in a later run still gets the same answer.
+            assert await h.pay(number, f"VIR-{k}", "100.00") == result
+        assert result.stage == Stage.PAID
+        final = await h.handle(number).result()
+        assert (final.stage, str(final.outstanding)) == (Stage.PAID, "0.00 EUR")
+
+        description = await h.handle(number).describe()
+        first_run = description.raw_description.workflow_execution_info.first_run_id
+        assert first_run and first_run != description.run_id  # it did continue as new
+        steps = await sent_steps(h, number)
+        assert [s for s in steps if s.startswith("plan_P-12_installment")] == [
+            f"plan_P-12_installment{k}" for k in range(1, 13)
+        ]
+        assert steps.count("thank_you") == 1
+        assert [e.kind for e in h.events(number)].count("payment") == 12
