@@ -182,9 +182,12 @@ async def running_worker(
     *,
     sender: EmailSender | None = None,
     worker: Worker | None = None,
+    **settings_changes: Any,
 ) -> AsyncIterator[Harness]:
     outbox = tmp_path / "outbox"
-    settings = Settings(_env_file=None, data_dir=tmp_path, task_queue=task_queue)
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, task_queue=task_queue, **settings_changes
+    )
     worker = worker or build_worker(
         env.client,
         settings,

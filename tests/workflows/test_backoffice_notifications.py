@@ -1,0 +1,75 @@
+"""The back office hears of what it acts on (credit hold, dunning flags): signed, once each."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from temporalio.testing import WorkflowEnvironment
+
+from domain.holds import DisputeOpen, DisputeOutcome, DisputeResolution
+from domain.lifecycle import Stage
+from domain.signing import verify_signature
+from tests.fakes.backoffice import running_receiver
+from tests.workflows.harness import running_worker
+from workflows.invoice import InvoiceWorkflow
+
+SECRET = "whsec_workflow_test_0123456789"
+
+
+async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
+    time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    with running_receiver() as erp:
+        async with running_worker(
+            time_env,
+            engine,
+            tmp_path,
+            task_queue,
+            backoffice_webhook_urls=[erp.url("/hooks/relance")],
+            backoffice_webhook_secret=SECRET,
+        ) as h:
+            number = "INV-HOOK"
+            await h.hand_over(number, due_in_days=-4)
+            handle = h.handle(number)
+
+            async def overdue() -> bool:
+                return (await h.status(number)).stage == Stage.OVERDUE
+
+            await h.advance_until(overdue, max_days=1, step_hours=1)
+            await handle.execute_update(
+                InvoiceWorkflow.open_dispute,
+                DisputeOpen(dispute_id="D-H", reason="wrong quantity", opened_by="erp"),
+            )
+            await handle.execute_update(
+                InvoiceWorkflow.resolve_dispute,
+                DisputeResolution(
+                    dispute_id="D-H", outcome=DisputeOutcome.REJECTED, resolved_by="claire"
+                ),
+            )
+            await h.pay(number, "VIR-H", "1200.00")
+            await handle.result()
+
+    # Sent without holding up the collection, so they may arrive in any order: receivers
+    # order them by `occurred_at`.
+    events = sorted(
+        (json.loads(r.body) for r in erp.to("/hooks/relance")), key=lambda e: e["occurred_at"]
+    )
+    assert sorted((e["kind"], e["stage"]) for e in events) == [
+        ("dispute_opened", "disputed"),
+        ("dispute_resolved", "overdue"),
+        ("paid", "paid"),
+        ("stage_changed", "overdue"),
+        ("stage_changed", "upcoming"),
+    ]
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("dispute_opened") < kinds.index("dispute_resolved") < kinds.index("paid")
+    assert events[-1]["outstanding"] == {"amount": "0.00", "currency": "EUR"}
+    # Opaque ids only, and every request verifies with the shared secret.
+    assert all(e["debtor_id"] == f"D-{number}" for e in events)
+    assert "dupont" not in b"".join(r.body for r in erp.requests).decode().lower()
+    for request in erp.requests:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        assert verify_signature(SECRET, headers["relance-signature"], request.body)
+    assert len({r.headers.get("Relance-Event-Id") for r in erp.requests}) == len(events)
