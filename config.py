@@ -62,6 +62,7 @@ class Settings(BaseSettings):
 
     worker_max_concurrent_activities: int = Field(default=16, ge=1)
     worker_graceful_shutdown_seconds: float = Field(default=15.0, ge=0)
+    # host:port where the worker serves Prometheus metrics (task slots, latencies, failures).
     metrics_bind_address: str | None = None
 
     # --- Webhooks ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.calendar import business_time
@@ -66,13 +67,21 @@ def build_worker(
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    client = await connect(settings)
+    client = await connect(settings, runtime=_runtime(settings))
     worker = build_worker(client, settings, engine)
     stop = stop or _stop_on_signals()
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
     async with worker:
         await stop.wait()
     log.info("worker stopped")
+
+
+def _runtime(settings: Settings) -> Runtime | None:
+    """A runtime serving the SDK's Prometheus metrics, when RELANCE_METRICS_BIND_ADDRESS is set."""
+    if not settings.metrics_bind_address:
+        return None
+    metrics = PrometheusConfig(bind_address=settings.metrics_bind_address)
+    return Runtime(telemetry=TelemetryConfig(metrics=metrics))
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -13,7 +13,6 @@ idempotency key. A retried batch finds its rows and does not send again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 
 from pydantic import BaseModel
@@ -25,7 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from activities.email import OutgoingEmail, PermanentSendError, TransientSendError
+from activities.email import OutgoingEmail
 from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
 from domain.law import statement_of_amounts
 from domain.lifecycle import Stage
@@ -34,7 +33,7 @@ from domain.playbook import Channel, Recipient, Tone
 from messages import RenderError, TemplateNotFound
 from messages.render import InvoiceLine, MessageContext
 from store.engine import transaction
-from store.tables import Debtor, Interaction, InteractionStatus, Invoice, utcnow
+from store.tables import Debtor, Interaction, InteractionStatus, Invoice
 from workflows import contract
 
 CONSOLIDATED_TEMPLATE = "consolidated"
@@ -241,35 +240,25 @@ class MailboxActivities:
                 replayed=True,
             )
         if batch.channel != Channel.EMAIL:
-            self._finish(keys, InteractionStatus.FAILED, error="channel not available yet")
+            self._messaging.finish(
+                keys, InteractionStatus.FAILED, error="channel not available yet"
+            )
             raise ApplicationError(
                 f"channel {batch.channel.value} is not available",
                 type="ChannelUnavailable",
                 non_retryable=True,
             )
         if debtor is None or len(invoices) != len(members):
-            self._finish(keys, InteractionStatus.FAILED, error="debtor or invoice missing")
+            self._messaging.finish(
+                keys, InteractionStatus.FAILED, error="debtor or invoice missing"
+            )
             raise ApplicationError(
                 f"debtor {batch.debtor_id} or one of its invoices is missing from the store",
                 type="MissingInvoice",
                 non_retryable=True,
             )
         email = self._compose(batch, key, members, debtor, invoices)
-        try:
-            receipt = self._messaging.sender.send(email)
-        except PermanentSendError as exc:
-            self._finish(keys, InteractionStatus.FAILED, error=str(exc), subject=email.subject)
-            raise ApplicationError(str(exc), type="PermanentSendError", non_retryable=True) from exc
-        except TransientSendError as exc:
-            self._finish(keys, InteractionStatus.PENDING, error=str(exc), subject=email.subject)
-            raise
-        self._finish(
-            keys,
-            InteractionStatus.SENT,
-            subject=email.subject,
-            provider=receipt.provider,
-            provider_message_id=receipt.provider_message_id,
-        )
+        receipt = self._messaging.deliver(self._messaging.sender, email, keys)
         return BatchOutcome(
             key=key,
             sent=True,
@@ -293,7 +282,9 @@ class MailboxActivities:
             rendered = renderer.render(CONSOLIDATED_TEMPLATE, context)
         except (TemplateNotFound, RenderError) as exc:
             # A template bug is not fixed by retrying: record it and let the mailbox go on.
-            self._finish([_key_of(r) for r in members], InteractionStatus.FAILED, error=str(exc))
+            self._messaging.finish(
+                [_key_of(r) for r in members], InteractionStatus.FAILED, error=str(exc)
+            )
             raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
         return OutgoingEmail(
             idempotency_key=key,
@@ -364,31 +355,6 @@ class MailboxActivities:
             interest_rate=rate,
             invoices=lines,
         )
-
-    def _finish(
-        self,
-        keys: Sequence[str],
-        status: InteractionStatus,
-        *,
-        error: str | None = None,
-        subject: str | None = None,
-        provider: str | None = None,
-        provider_message_id: str | None = None,
-    ) -> None:
-        with transaction(self._messaging.engine) as session:
-            rows = session.exec(
-                select(Interaction).where(col(Interaction.idempotency_key).in_(list(keys)))
-            ).all()
-            for row in rows:
-                row.status = status
-                row.attempts += 1
-                row.error = error
-                row.subject = subject or row.subject
-                if status == InteractionStatus.SENT:
-                    row.provider = provider
-                    row.provider_message_id = provider_message_id
-                    row.sent_at = utcnow()
-                session.add(row)
 
 
 def _key_of(request: SendRequest) -> str:

@@ -9,12 +9,13 @@ window where a retry sends again; the outbox is immune, since it overwrites its 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -23,6 +24,7 @@ from activities.email import (
     OutboxSender,
     OutgoingEmail,
     PermanentSendError,
+    SendReceipt,
     TransientSendError,
 )
 from config import Settings
@@ -118,29 +120,20 @@ class MessagingActivities:
                 replayed=True,
             )
         if request.channel not in (Channel.EMAIL, Channel.LETTER):
-            self._finish(key, InteractionStatus.FAILED, error="channel not available yet")
+            self.finish([key], InteractionStatus.FAILED, error="channel not available yet")
             raise ApplicationError(
                 f"channel {request.channel.value} is not available",
                 type="ChannelUnavailable",
                 non_retryable=True,
             )
-        email = self.compose(request, key)
-        sender = self._letters if request.channel == Channel.LETTER else self._sender
         try:
-            receipt = sender.send(email)
-        except PermanentSendError as exc:
-            self._finish(key, InteractionStatus.FAILED, error=str(exc), subject=email.subject)
-            raise ApplicationError(str(exc), type="PermanentSendError", non_retryable=True) from exc
-        except TransientSendError as exc:
-            self._finish(key, InteractionStatus.PENDING, error=str(exc), subject=email.subject)
-            raise
-        self._finish(
-            key,
-            InteractionStatus.SENT,
-            subject=email.subject,
-            provider=receipt.provider,
-            provider_message_id=receipt.provider_message_id,
-        )
+            email = self.compose(request, key)
+        except (TemplateNotFound, RenderError) as exc:
+            # A template bug is not fixed by retrying: record it and let the workflow go on.
+            self.finish([key], InteractionStatus.FAILED, error=str(exc))
+            raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
+        sender = self._letters if request.channel == Channel.LETTER else self._sender
+        receipt = self.deliver(sender, email, [key])
         return SendOutcome(
             key=key, status=InteractionStatus.SENT, provider_message_id=receipt.provider_message_id
         )
@@ -171,9 +164,31 @@ class MessagingActivities:
                     select(Interaction).where(Interaction.idempotency_key == key)
                 ).one()
 
-    def _finish(
+    def deliver(
+        self, sender: EmailSender, email: OutgoingEmail, keys: Sequence[str]
+    ) -> SendReceipt:
+        """Hand `email` to `sender` and record the outcome on every interaction it stands for
+        (one, or each invoice of a consolidated message)."""
+        try:
+            receipt = sender.send(email)
+        except PermanentSendError as exc:
+            self.finish(keys, InteractionStatus.FAILED, error=str(exc), subject=email.subject)
+            raise ApplicationError(str(exc), type="PermanentSendError", non_retryable=True) from exc
+        except TransientSendError as exc:
+            self.finish(keys, InteractionStatus.PENDING, error=str(exc), subject=email.subject)
+            raise
+        self.finish(
+            keys,
+            InteractionStatus.SENT,
+            subject=email.subject,
+            provider=receipt.provider,
+            provider_message_id=receipt.provider_message_id,
+        )
+        return receipt
+
+    def finish(
         self,
-        key: str,
+        keys: Sequence[str],
         status: InteractionStatus,
         *,
         error: str | None = None,
@@ -181,20 +196,25 @@ class MessagingActivities:
         provider: str | None = None,
         provider_message_id: str | None = None,
     ) -> None:
+        """Record an attempt's outcome on the interactions reserved under `keys`."""
         with transaction(self._engine) as session:
-            row = session.exec(select(Interaction).where(Interaction.idempotency_key == key)).one()
-            row.status = status
-            row.attempts += 1
-            row.error = error
-            row.subject = subject or row.subject
-            if status == InteractionStatus.SENT:
-                row.provider = provider
-                row.provider_message_id = provider_message_id
-                row.sent_at = utcnow()
-            session.add(row)
+            rows = session.exec(
+                select(Interaction).where(col(Interaction.idempotency_key).in_(list(keys)))
+            ).all()
+            for row in rows:
+                row.status = status
+                row.attempts += 1
+                row.error = error
+                row.subject = subject or row.subject
+                if status == InteractionStatus.SENT:
+                    row.provider = provider
+                    row.provider_message_id = provider_message_id
+                    row.sent_at = utcnow()
+                session.add(row)
 
     def compose(self, request: SendRequest, key: str) -> OutgoingEmail:
-        """Render the message a request stands for, without sending it (previews use it)."""
+        """Render the message a request stands for, without sending or recording anything
+        (previews use it). Raises TemplateNotFound or RenderError for a template bug."""
         with transaction(self._engine) as session:
             invoice = session.get(Invoice, request.invoice_number)
             debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
@@ -206,12 +226,8 @@ class MessagingActivities:
             )
         language = debtor.language if debtor.language in self._renderer.languages() else "en"
         context = self._context(request, invoice, debtor, language)
-        try:
-            rendered = self._renderer.render(request.template, context)
-        except (TemplateNotFound, RenderError) as exc:
-            # A template bug is not fixed by retrying: record it and let the workflow go on.
-            self._finish(key, InteractionStatus.FAILED, error=str(exc))
-            raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
+        # Template errors go to the caller: a send records them, a preview reports them.
+        rendered = self._renderer.render(request.template, context)
         to_email, to_name = self._address(request.recipient, debtor)
         return OutgoingEmail(
             idempotency_key=key,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from api.app import connect_temporal
 from api.import_schemas import BatchReport, LineResult
 from api.services import imports
+from cli.common import explained, fail, settings_from_env, store
 from config import Settings
 
 # Lines handed over between two progress lines on a long file.
@@ -38,24 +39,21 @@ def import_invoices(
         ),
     ] = False,
 ) -> None:
-    # Imported here: cli.main registers this command, so it is still loading when this module
-    # is imported.
-    from cli.main import _explained, _fail, _settings, _store
 
-    settings = _settings()
+    settings = settings_from_env()
     try:
         source = imports.read_invoices_csv(file, decimal_comma=decimal_comma)
     except imports.CsvFileError as err:
-        _fail(str(err))
-    with _explained():
-        engine = _store(settings)
+        fail(str(err))
+    with explained():
+        engine = store(settings)
         try:
             report, stop = asyncio.run(_import(settings, engine, source, dry_run))
         finally:
             engine.dispose()
     _print(report)
     if stop is not None:
-        _fail(
+        fail(
             f"stopped at line {stop.line} ({stop.number}): {stop.error.detail} The lines "
             "handled are reported above; run the same import again: lines already handed "
             "over are left unchanged and their collection is started"

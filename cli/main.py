@@ -15,23 +15,21 @@ import logging
 import signal
 import socket
 from collections.abc import Iterator
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.app import TemporalUnreachable, connect_temporal, create_app
+from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
 from cli import imports, playbooks, preview
-from cli.devserver import DevServer, DevServerError, SearchAttributeError, ensure_search_attributes
+from cli.common import Failure, explained, settings_from_env, store
+from cli.devserver import DevServer, ensure_search_attributes
 from config import Settings
-from store.engine import make_engine
-from store.migrate import upgrade
 from worker import run_worker
 
 log = logging.getLogger("relance")
@@ -52,55 +50,10 @@ app.command("import")(imports.import_invoices)
 app.command("preview")(preview.preview)
 
 
-class _Failure(Exception):
-    """A problem the user can fix: printed as one line, exit code 1, no traceback."""
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"relance: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(1)
-
-
-@contextlib.contextmanager
-def _explained() -> Iterator[None]:
-    """Turn the errors we can explain into one clear line instead of a traceback."""
-    try:
-        yield
-    except (_Failure, TemporalUnreachable, DevServerError, SearchAttributeError) as err:
-        _fail(str(err))
-
-
-def _settings() -> Settings:
-    # Not the cached get_settings(): each command reads the environment as it is now.
-    try:
-        return Settings()
-    except ValidationError as err:
-        problems = "; ".join(
-            (f"RELANCE_{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "")
-            + e["msg"].removeprefix("Value error, ")
-            for e in err.errors()
-        )
-        _fail(f"invalid configuration: {problems}")
-
-
 def _logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def _store(settings: Settings) -> Engine:
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        upgrade(engine)
-    except Exception as err:
-        engine.dispose()
-        where = engine.url.render_as_string(hide_password=True)
-        raise _Failure(
-            f"cannot open the store at {where} ({type(err).__name__}: {err}); "
-            "check RELANCE_DATABASE_URL / RELANCE_DATA_DIR"
-        ) from err
-    return engine
 
 
 def _check_port(host: str, port: int, setting: str) -> None:
@@ -110,7 +63,7 @@ def _check_port(host: str, port: int, setting: str) -> None:
         try:
             sock.bind((host, port))
         except OSError as err:
-            raise _Failure(
+            raise Failure(
                 f"cannot serve the API on {host}:{port} ({err.strerror}): set {setting} to a "
                 "free port"
             ) from err
@@ -139,9 +92,9 @@ async def _ensure_attributes(client: Client, settings: Settings) -> None:
 @app.command()
 def migrate() -> None:
     """Bring the store's schema to the latest version (safe to run again)."""
-    settings = _settings()
-    with _explained():
-        engine = _store(settings)
+    settings = settings_from_env()
+    with explained():
+        engine = store(settings)
     typer.echo(f"store {engine.url.render_as_string(hide_password=True)} is up to date")
     engine.dispose()
 
@@ -162,9 +115,9 @@ def apikey_create(
     ] = None,
 ) -> None:
     """Create an API key and print it. It is stored hashed: it cannot be shown again."""
-    settings = _settings()
-    with _explained():
-        engine = _store(settings)
+    settings = settings_from_env()
+    with explained():
+        engine = store(settings)
     try:
         key = create_api_key(engine, role, label)
     finally:
@@ -184,9 +137,9 @@ def apikey_create(
 @app.command()
 def worker() -> None:
     """Run a worker against the configured Temporal (RELANCE_TEMPORAL_ADDRESS)."""
-    settings = _settings()
+    settings = settings_from_env()
     _logging()
-    with _explained():
+    with explained():
         asyncio.run(_worker(settings))
 
 
@@ -199,15 +152,15 @@ async def _worker(settings: Settings) -> None:
 @app.command()
 def api() -> None:
     """Serve the API (RELANCE_API_HOST:RELANCE_API_PORT) against the configured Temporal."""
-    settings = _settings()
+    settings = settings_from_env()
     _logging()
-    with _explained(), contextlib.suppress(KeyboardInterrupt):
+    with explained(), contextlib.suppress(KeyboardInterrupt):
         _check_port(settings.api_host, settings.api_port, "RELANCE_API_PORT")
         asyncio.run(_api(settings))
 
 
 async def _api(settings: Settings) -> None:
-    engine = await asyncio.to_thread(_store, settings)
+    engine = await asyncio.to_thread(store, settings)
     try:
         client = await connect_temporal(settings)
         application = create_app(settings, client=client, engine=engine)
@@ -279,11 +232,11 @@ def _banner(settings: Settings, server: DevServer | None, key_line: str) -> str:
 @app.command()
 def dev() -> None:
     """Everything on this machine: Temporal dev server, worker and API. Ctrl-C stops all."""
-    settings = _settings()
+    settings = settings_from_env()
     _logging()
     server: DevServer | None = None
-    with _explained():
-        engine = _store(settings)
+    with explained():
+        engine = store(settings)
         try:
             _check_port(settings.api_host, settings.api_port, "RELANCE_API_PORT")
             key_line = _dev_key(engine)
@@ -343,7 +296,7 @@ async def _dev(settings: Settings, engine: Engine, server: DevServer | None, key
             loop.remove_signal_handler(sig)
     for result in results:
         if isinstance(result, SystemExit):
-            raise _Failure("the API server could not start (see the log above)")
+            raise Failure("the API server could not start (see the log above)")
         if isinstance(result, BaseException):
             raise result
 

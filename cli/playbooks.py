@@ -8,12 +8,11 @@ relance playbooks show NAME      the schedule of one playbook, as the workflow w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from config import Settings
+from cli.common import fail, settings_from_env
 from domain.playbook import (
     DEFAULT_PLAYBOOKS_DIR,
     Channel,
@@ -32,19 +31,6 @@ from messages.render import Renderer, RenderError, TemplateNotFound
 app = typer.Typer(help="Collection playbooks (one YAML file per scenario).", no_args_is_help=True)
 
 OK, BAD = "✓", "✗"
-
-
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"relance: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(1)
-
-
-def _user_dir() -> Path | None:
-    # Not the cached get_settings(): each command reads the environment as it is now.
-    try:
-        return Settings().playbooks_dir
-    except ValidationError as err:
-        _fail(f"invalid configuration: {err.errors()[0]['msg']}")
 
 
 def _known_templates(renderer: Renderer) -> set[str]:
@@ -112,7 +98,7 @@ def check(
     if directory is not None:
         folders = [directory]
     else:
-        user_dir = _user_dir()
+        user_dir = settings_from_env().playbooks_dir
         folders = [DEFAULT_PLAYBOOKS_DIR, *([user_dir] if user_dir is not None else [])]
         if user_dir is not None:
             # Both are checked (the shipped ones are what users copy from), but only one runs.
@@ -191,12 +177,16 @@ def show(
     ] = None,
 ) -> None:
     """Print a playbook's schedule: steps, stage, when, channels, template and tone, approval."""
-    folders = (directory,) if directory is not None else playbook_directories(_user_dir())
+    folders = (
+        (directory,)
+        if directory is not None
+        else playbook_directories(settings_from_env().playbooks_dir)
+    )
     library = PlaybookLibrary(folders, _known_templates(Renderer()))
     try:
         playbook = library.get(name)
         path = library.path_of(name)
     except PlaybookError as err:
-        _fail(str(err))
+        fail(str(err))
     typer.echo(f"# {path}")
     typer.echo(schedule(playbook))

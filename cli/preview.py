@@ -10,6 +10,7 @@ import typer
 from api.errors import ApiError
 from api.schemas import Language
 from api.services import previews
+from cli.common import explained, fail, settings_from_env, store
 
 LANGUAGES: tuple[str, ...] = get_args(Language)
 
@@ -38,13 +39,10 @@ def preview(
     ] = None,
 ) -> None:
     """Print a step's message as it would go out today: nothing is sent or recorded."""
-    # Imported here: cli.main registers this command, so it is still loading when this module
-    # is imported.
-    from cli.main import _explained, _fail, _settings, _store
 
-    settings = _settings()
-    with _explained():
-        engine = _store(settings)
+    settings = settings_from_env()
+    with explained():
+        engine = store(settings)
     try:
         message = previews.preview(
             engine,
@@ -55,7 +53,7 @@ def preview(
             as_of=as_of.date() if as_of else None,
         )
     except ApiError as err:
-        _fail(err.detail)
+        fail(err.detail)
     finally:
         engine.dispose()
     # The description on stderr: stdout is the message alone (`> reminder.html`).

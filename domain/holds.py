@@ -8,6 +8,7 @@ decision is recorded with who took it.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
@@ -52,6 +53,10 @@ class PlanProposal(BaseModel):
     installments: list[Installment] = Field(min_length=1, max_length=60)
     proposed_by: Actor = Field(min_length=1)
     comment: str = ""
+
+    @property
+    def total(self) -> Decimal:
+        return sum((i.amount.amount for i in self.installments), start=Decimal(0))
 
     @model_validator(mode="after")
     def _ordered(self) -> PlanProposal:
@@ -133,3 +138,11 @@ class DeliveryEvent(BaseModel):
     channel: str = "email"
     occurred_at: datetime
     reason: str | None = None
+
+
+def task_id(invoice_number: str, kind: Literal["call", "dispute", "plan"], ref: str) -> str:
+    """The one builder of collector task ids: `<invoice>:dispute:<id>`, `<invoice>:plan:<id>`,
+    `<invoice>:<step>:call` (the API and the tests address tasks by these)."""
+    if kind == "call":
+        return f"{invoice_number}:{ref}:call"
+    return f"{invoice_number}:{kind}:{ref}"

@@ -181,6 +181,10 @@ class Playbook(BaseModel):
             previous = step
         return self
 
+    def plan_needs_approval(self, total: Decimal, installments: int) -> bool:
+        """Four-eyes: a plan above these limits needs a second person's approval."""
+        return total > self.plan_approval_amount or installments > self.plan_approval_installments
+
     def index_of(self, step_id: str) -> int:
         for i, step in enumerate(self.steps):
             if step.id == step_id:

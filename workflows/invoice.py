@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         PlaybookMigration,
         PromiseToPay,
         ResumeRequest,
+        task_id,
     )
     from domain.lifecycle import (
         HOLD_STAGES,
@@ -68,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.schedule import Clock
     from workflows import contract
     from workflows.mailbox import enqueue_debtor_message
+    from workflows.waiting import Wakeable
 
 SEND_TIMEOUT = timedelta(seconds=60)
 # A provider outage is retried with backoff for up to a day, then recorded as a failure.
@@ -212,7 +214,7 @@ class InvoiceWorkflow:
             anchor=workflow.now(), stage=Stage.UPCOMING, outstanding=input.invoice.amount
         )
         self._clock = Clock(self._state.anchor, input.day_seconds)
-        self._woken = False
+        self._alarm = Wakeable()
         self._decision: EscalationDecision | None = None
         self._decided: dict[str, DecisionResult] = {}
         self._notifications: list[ActivityHandle[int]] = []
@@ -302,9 +304,9 @@ class InvoiceWorkflow:
             self._state.calendar[step.id] = await self._business_time(step)
         planned = self._plan()
         if planned is None:
-            await self._sleep_until(workflow.now() + self._clock.days(IDLE_TICK_DAYS))
+            await self._alarm.sleep_until(workflow.now() + self._clock.days(IDLE_TICK_DAYS))
             return
-        if not await self._sleep_until(planned.at):
+        if not await self._alarm.sleep_until(planned.at):
             return
         if planned.step_id == contract.DUE_DATE_PASSES:
             if self._state.stage == Stage.UPCOMING:
@@ -328,21 +330,6 @@ class InvoiceWorkflow:
             await self._perform(step)
             self._state.step_index += 1
             await self._record(EventKind.STEP_DONE, f"step:{step.id}", f"Step {step.id} done")
-
-    async def _sleep_until(self, at: datetime) -> bool:
-        """True when `at` came; False when a message woke the workflow first."""
-        delay = at - workflow.now()
-        if delay <= timedelta(0):
-            return True
-        self._woken = False
-        try:
-            await workflow.wait_condition(lambda: self._woken, timeout=delay)
-        except TimeoutError:
-            return True
-        return False
-
-    def _wake(self) -> None:
-        self._woken = True
 
     def _current_step(self) -> Step | None:
         steps = self._playbook.steps
@@ -402,15 +389,12 @@ class InvoiceWorkflow:
             # A payment that lands mid-step stops the rest of it.
             if self._closed:
                 break
+            request = self._request(step.id, channel, recipient, template, step.tone)
             if channel == Channel.EMAIL and recipient == Recipient.DEBTOR:
                 # Through the debtor's mailbox: one message a day, listing all their invoices.
-                await enqueue_debtor_message(
-                    self._request(step.id, channel, recipient, template, step.tone),
-                    self._invoice.debtor_id,
-                    self._day_seconds,
-                )
+                await enqueue_debtor_message(request, self._invoice.debtor_id, self._day_seconds)
             else:
-                await self._send(step.id, channel, recipient, template, step.tone)
+                await self._send(request)
         self._state.last_action_at = workflow.now()
 
     async def _escalate(self, step: Step) -> None:
@@ -445,12 +429,14 @@ class InvoiceWorkflow:
                 reminders += 1
                 reminder_id = f"{step.id}_approval{rounds}_reminder{reminders}"
                 await self._send(
-                    reminder_id,
-                    Channel.EMAIL,
-                    Recipient.COLLECTORS,
-                    "approval_reminder",
-                    Tone.FIRM,
-                    approval=pending,
+                    self._request(
+                        reminder_id,
+                        Channel.EMAIL,
+                        Recipient.COLLECTORS,
+                        "approval_reminder",
+                        Tone.FIRM,
+                        approval=pending,
+                    )
                 )
                 await self._record(
                     EventKind.APPROVAL_REMINDER,
@@ -540,7 +526,9 @@ class InvoiceWorkflow:
             return
         for channel in step.fallback:
             await self._send(
-                f"{step.id}_fallback", channel, Recipient.DEBTOR, step.template, step.tone
+                self._request(
+                    f"{step.id}_fallback", channel, Recipient.DEBTOR, step.template, step.tone
+                )
             )
         await self._record(
             EventKind.FALLBACK,
@@ -575,7 +563,7 @@ class InvoiceWorkflow:
         return min(candidates)
 
     async def _while_held(self) -> None:
-        if not await self._sleep_until(self._hold_wake_at()):
+        if not await self._alarm.sleep_until(self._hold_wake_at()):
             return
         hold, now = self._state.hold, workflow.now()
         if hold is None:
@@ -585,11 +573,13 @@ class InvoiceWorkflow:
             dispute.reminders += 1
             dispute.deadline = now + self._clock.days(self._playbook.approval_reminder_repeat_days)
             await self._send(
-                f"dispute_{dispute.dispute_id}_reminder{dispute.reminders}",
-                Channel.EMAIL,
-                Recipient.COLLECTORS,
-                "dispute_reminder",
-                Tone.FIRM,
+                self._request(
+                    f"dispute_{dispute.dispute_id}_reminder{dispute.reminders}",
+                    Channel.EMAIL,
+                    Recipient.COLLECTORS,
+                    "dispute_reminder",
+                    Tone.FIRM,
+                )
             )
             await self._record(
                 EventKind.DISPUTE_REMINDER,
@@ -628,12 +618,14 @@ class InvoiceWorkflow:
             if not item.reminded and now >= remind_at:
                 item.reminded = True
                 await self._send(
-                    f"plan_{plan.plan_id}_installment{number}",
-                    Channel.EMAIL,
-                    Recipient.DEBTOR,
-                    "installment_reminder",
-                    Tone.COURTEOUS,
-                    installment=item,
+                    self._request(
+                        f"plan_{plan.plan_id}_installment{number}",
+                        Channel.EMAIL,
+                        Recipient.DEBTOR,
+                        "installment_reminder",
+                        Tone.COURTEOUS,
+                        installment=item,
+                    )
                 )
             elif now >= due + self._clock.days(self._playbook.installment_grace_days):
                 self._state.plan = None
@@ -660,7 +652,7 @@ class InvoiceWorkflow:
             reason=reason,
         )
         self._state.stage = stage
-        self._wake()
+        self._alarm.wake()
         self._upsert_search_attributes()
 
     def _release(self, grace_days: float) -> None:
@@ -672,7 +664,7 @@ class InvoiceWorkflow:
         self._state.not_before = now + self._clock.days(grace_days)
         self._state.stage = hold.resume_stage
         self._state.hold = None
-        self._wake()
+        self._alarm.wake()
         self._upsert_search_attributes()
 
     def _moment(self, day: date) -> datetime:
@@ -706,7 +698,7 @@ class InvoiceWorkflow:
                     resolution=f"invoice {self._state.stage}",
                 ),
                 task=TaskChange(
-                    task_id=f"{self._invoice.number}:dispute:{dispute.dispute_id}",
+                    task_id=task_id(self._invoice.number, "dispute", dispute.dispute_id),
                     kind="dispute",
                     status="cancelled",
                     at=now,
@@ -728,7 +720,9 @@ class InvoiceWorkflow:
         if self._state.overpayment is not None:
             paid = paid + self._state.overpayment
         await self._send(
-            "thank_you", Channel.EMAIL, Recipient.DEBTOR, "thank_you", Tone.FRIENDLY, paid=paid
+            self._request(
+                "thank_you", Channel.EMAIL, Recipient.DEBTOR, "thank_you", Tone.FRIENDLY, paid=paid
+            )
         )
 
     # ------------------------------------------------------------------ messages in
@@ -757,7 +751,7 @@ class InvoiceWorkflow:
         )
         self._state.payments[payment.reference] = result
         self._allocate_to_installments(payment.amount)
-        self._wake()
+        self._alarm.wake()
         self._upsert_search_attributes()
         summary = f"Payment {payment.reference} of {payment.amount}: {remaining} outstanding"
         if overpayment is not None:
@@ -875,7 +869,7 @@ class InvoiceWorkflow:
                 deadline=deadline,
             ),
             task=TaskChange(
-                task_id=f"{self._invoice.number}:dispute:{request.dispute_id}",
+                task_id=task_id(self._invoice.number, "dispute", request.dispute_id),
                 kind="dispute",
                 status="open",
                 at=now,
@@ -916,7 +910,7 @@ class InvoiceWorkflow:
                 self._state.outstanding = Money.of(0, remaining.currency)
                 self._state.hold = None
                 self._state.stage = Stage.CANCELLED
-                self._wake()
+                self._alarm.wake()
                 self._upsert_search_attributes()
             else:
                 self._state.outstanding = remaining
@@ -949,7 +943,7 @@ class InvoiceWorkflow:
                 credit=credit,
             ),
             task=TaskChange(
-                task_id=f"{self._invoice.number}:dispute:{dispute.dispute_id}",
+                task_id=task_id(self._invoice.number, "dispute", dispute.dispute_id),
                 kind="dispute",
                 status="done",
                 at=now,
@@ -973,10 +967,8 @@ class InvoiceWorkflow:
     @workflow.update
     async def propose_payment_plan(self, proposal: PlanProposal) -> InvoiceStatus:
         now = workflow.now()
-        total = sum((i.amount.amount for i in proposal.installments), start=0)
-        needs_approval = (
-            total > self._playbook.plan_approval_amount
-            or len(proposal.installments) > self._playbook.plan_approval_installments
+        needs_approval = self._playbook.plan_needs_approval(
+            proposal.total, len(proposal.installments)
         )
         zero = Money.of(0, self._invoice.amount.currency)
         self._state.plan = PlanState(
@@ -1007,7 +999,7 @@ class InvoiceWorkflow:
                 comment=proposal.comment or None,
             ),
             task=TaskChange(
-                task_id=f"{self._invoice.number}:plan:{proposal.plan_id}",
+                task_id=task_id(self._invoice.number, "plan", proposal.plan_id),
                 kind="plan_approval",
                 status="open",
                 at=now,
@@ -1030,7 +1022,7 @@ class InvoiceWorkflow:
             )
         self._require_no_hold_but(Stage.PROMISED, Stage.PAUSED)
         self._require_currency(proposal.installments[0].amount, "installment")
-        total = sum((i.amount.amount for i in proposal.installments), start=0)
+        total = proposal.total
         if total != self._state.outstanding.amount:
             raise ApplicationError(
                 f"installments add up to {total} {self._invoice.amount.currency}, but "
@@ -1046,7 +1038,7 @@ class InvoiceWorkflow:
         if decision.approve:
             plan.status = "active"
             summary = f"Payment plan {plan.plan_id} approved by {decision.decided_by}"
-            self._wake()
+            self._alarm.wake()
         else:
             self._state.plan = None
             self._release(grace_days=0)
@@ -1064,7 +1056,7 @@ class InvoiceWorkflow:
                 comment=decision.comment or None,
             ),
             task=TaskChange(
-                task_id=f"{self._invoice.number}:plan:{plan.plan_id}",
+                task_id=task_id(self._invoice.number, "plan", plan.plan_id),
                 kind="plan_approval",
                 status="done",
                 at=now,
@@ -1153,7 +1145,7 @@ class InvoiceWorkflow:
             self._state.stage = Stage.WRITTEN_OFF
             summary = f"Written off by {closure.by}: {closure.reason}"
         self._state.hold = None
-        self._wake()
+        self._alarm.wake()
         self._upsert_search_attributes()
         await self._record(
             EventKind.CLOSURE,
@@ -1189,7 +1181,7 @@ class InvoiceWorkflow:
         self._playbook = new
         self._state.step_index = index
         self._state.calendar = {}
-        self._wake()
+        self._alarm.wake()
         await self._record(
             EventKind.PLAYBOOK_MIGRATED,
             f"playbook:{new.name}:{new.version}:{self._state.revision}",
@@ -1229,7 +1221,7 @@ class InvoiceWorkflow:
             self._state.email_invalid = True
             if any(s.id == event.step_id for s in self._playbook.steps):
                 self._state.fallback_due.append(event.step_id)
-            self._wake()
+            self._alarm.wake()
 
     @workflow.query
     def status(self) -> InvoiceStatus:
@@ -1245,18 +1237,8 @@ class InvoiceWorkflow:
 
     # ------------------------------------------------------------------ effects out
 
-    async def _send(
-        self,
-        step_id: str,
-        channel: Channel,
-        recipient: Recipient,
-        template: str,
-        tone: Tone,
-        *,
-        paid: Money | None = None,
-        approval: PendingApproval | None = None,
-        installment: InstallmentState | None = None,
-    ) -> None:
+    async def _send(self, request: SendRequest) -> None:
+        step_id, channel, recipient = request.step_id, request.channel, request.recipient
         if channel == Channel.PHONE:
             # A phone step is work for a collector: a call task, answered through the API.
             await self._record(
@@ -1264,7 +1246,7 @@ class InvoiceWorkflow:
                 f"task:{step_id}:call",
                 f"Call the debtor about invoice {self._invoice.number} ({step_id})",
                 task=TaskChange(
-                    task_id=f"{self._invoice.number}:{step_id}:call",
+                    task_id=task_id(self._invoice.number, "call", step_id),
                     kind="call",
                     status="open",
                     at=workflow.now(),
@@ -1273,16 +1255,6 @@ class InvoiceWorkflow:
                 ),
             )
             return
-        request = self._request(
-            step_id,
-            channel,
-            recipient,
-            template,
-            tone,
-            paid=paid,
-            approval=approval,
-            installment=installment,
-        )
         try:
             await workflow.execute_activity_method(
                 MessagingActivities.send_message,

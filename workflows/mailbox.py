@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.messaging import SendRequest
     from domain.playbook import Channel, Recipient
     from domain.schedule import Clock
+    from workflows.waiting import Wakeable
 
 ENQUEUE_SIGNAL = "enqueue"
 # Steps planned for the same moment reach the mailbox within seconds of each other (each
@@ -111,16 +112,16 @@ class DebtorMailboxWorkflow:
         self._day = clock.days(1)
         self._window = clock.days(GATHER_WINDOW_DAYS)
         self._last_activity = workflow.now()
-        self._woken = False
+        self._alarm = Wakeable()
 
     @workflow.run
     async def run(self, input: MailboxInput) -> None:
         while True:
             group = self._next_group()
             if group is not None:
-                if await self._sleep_until(group.due_at):
+                if await self._alarm.sleep_until(group.due_at):
                     await self._flush(group)
-            elif await self._sleep_until(self._last_activity + self._day * IDLE_DAYS):
+            elif await self._alarm.sleep_until(self._last_activity + self._day * IDLE_DAYS):
                 # Idle: end, unless a message came in while the handlers finished.
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._state.groups:
@@ -145,7 +146,7 @@ class DebtorMailboxWorkflow:
             return
         self._place(item)
         self._last_activity = workflow.now()
-        self._woken = True
+        self._alarm.wake()
 
     @workflow.query
     def pending(self) -> MailboxState:
@@ -224,15 +225,3 @@ class DebtorMailboxWorkflow:
         self._last_activity = workflow.now()
 
     # ------------------------------------------------------------------ time
-
-    async def _sleep_until(self, at: datetime) -> bool:
-        """True when `at` came; False when a message arrived first."""
-        delay = at - workflow.now()
-        if delay <= timedelta(0):
-            return True
-        self._woken = False
-        try:
-            await workflow.wait_condition(lambda: self._woken, timeout=delay)
-        except TimeoutError:
-            return True
-        return False

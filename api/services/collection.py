@@ -315,11 +315,7 @@ def _needs_approval(settings: Settings, invoice: Invoice, proposal: PlanProposal
     # Only when the workflow accepted the plan but has not recorded it yet: the playbook's
     # limits, as the workflow applies them.
     playbook = playbook_named(settings, invoice.playbook)
-    total = sum((i.amount.amount for i in proposal.installments), start=Decimal(0))
-    return (
-        total > playbook.plan_approval_amount
-        or len(proposal.installments) > playbook.plan_approval_installments
-    )
+    return playbook.plan_needs_approval(proposal.total, len(proposal.installments))
 
 
 async def propose_plan(

@@ -2,9 +2,8 @@
 
 The message is composed by the real send's own code (`MessagingActivities.compose`) from the
 same `SendRequest` the workflow builds, so a preview cannot drift from what a debtor receives.
-Two things differ, both so that a preview leaves no trace: the sender refuses to send, and the
-renderer lets a template failure through as it is, because `compose` answers one by marking the
-message's interaction failed, which is a real send's bookkeeping.
+`compose` neither sends nor records anything; the sender here refuses to send all the same, and
+the renderer may render in another language than the debtor's.
 """
 
 from __future__ import annotations
@@ -31,14 +30,8 @@ THANK_YOU = "thank_you"
 _THANK_YOU_TONE = Tone.FRIENDLY
 
 
-class _TemplateFailed(Exception):
-    def __init__(self, cause: TemplateNotFound | RenderError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
 class _PreviewRenderer(Renderer):
-    """The shipped templates, in the language asked for, failures not caught by `compose`."""
+    """The shipped templates, in the language asked for (and remembering which it used)."""
 
     def __init__(self, language: str | None) -> None:
         super().__init__()
@@ -49,10 +42,7 @@ class _PreviewRenderer(Renderer):
         if self._language is not None:
             context = context.model_copy(update={"language": self._language})
         self.language_used = context.language
-        try:
-            return super().render(template, context)
-        except (TemplateNotFound, RenderError) as exc:
-            raise _TemplateFailed(exc) from exc
+        return super().render(template, context)
 
 
 class _NoSender:
@@ -147,13 +137,13 @@ def preview(
     key = "~preview:" + message_key(number, step_id, request.channel, request.recipient)
     try:
         email = composer.compose(request, key)
-    except _TemplateFailed as failed:
-        if isinstance(failed.cause, RenderError) and day <= invoice.due_date:
+    except (TemplateNotFound, RenderError) as failed:
+        if isinstance(failed, RenderError) and day <= invoice.due_date:
             # Templates of overdue steps need the interest and the indemnity, which only exist
             # once the invoice is late.
             raise Invalid(
                 f"step {step_id!r} of invoice {number} cannot be rendered as of {day}, before "
-                f"its due date {invoice.due_date} ({failed.cause.reason}): preview it as of a "
+                f"its due date {invoice.due_date} ({failed.reason}): preview it as of a "
                 "later day"
             ) from failed
         raise ServerMisconfigured(
