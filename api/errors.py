@@ -19,6 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings
+from contracts.errors import ErrorType
 
 
 class ApiError(Exception):
@@ -68,20 +69,20 @@ class Unavailable(ApiError):
 
 # ApplicationError types raised by the invoice workflow's Update validators.
 _UPDATE_FAILURES: dict[str, type[ApiError]] = {
-    "CurrencyMismatch": Invalid,
-    "InvalidAmount": Invalid,
-    "InvoiceClosed": Conflict,
-    "StaleApproval": Conflict,
+    ErrorType.CURRENCY_MISMATCH: Invalid,
+    ErrorType.INVALID_AMOUNT: Invalid,
+    ErrorType.INVOICE_CLOSED: Conflict,
+    ErrorType.STALE_APPROVAL: Conflict,
     # Collection work: disputes, plans, promises, holds.
-    "UnknownDispute": Conflict,
-    "DisputeOpen": Conflict,
-    "PlanMismatch": Invalid,
-    "PlanConflict": Conflict,
-    "UnknownPlan": Conflict,
-    "FourEyes": Forbidden,
-    "NotPaused": Conflict,
-    "HoldConflict": Conflict,
-    "InvalidPromise": Invalid,
+    ErrorType.UNKNOWN_DISPUTE: Conflict,
+    ErrorType.DISPUTE_OPEN: Conflict,
+    ErrorType.PLAN_MISMATCH: Invalid,
+    ErrorType.PLAN_CONFLICT: Conflict,
+    ErrorType.UNKNOWN_PLAN: Conflict,
+    ErrorType.FOUR_EYES: Forbidden,
+    ErrorType.NOT_PAUSED: Conflict,
+    ErrorType.HOLD_CONFLICT: Conflict,
+    ErrorType.INVALID_PROMISE: Invalid,
 }
 
 _UNREACHABLE = frozenset(
