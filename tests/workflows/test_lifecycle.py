@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -95,9 +93,6 @@ async def test_full_lifecycle_from_pre_reminder_to_legal_handoff(
         history = await h.handle("INV-LIFE-1").fetch_history()
         replayer = Replayer(workflows=[InvoiceWorkflow], data_converter=pydantic_data_converter)
         await replayer.replay_workflow(history)
-        if os.environ.get("RELANCE_RECORD_HISTORIES"):
-            target = Path(__file__).parent / "histories" / "lifecycle_handed_off.json"
-            target.write_text(json.dumps(json.loads(history.to_json()), indent=1))
 
 
 @pytest.mark.parametrize(
