@@ -327,14 +327,14 @@ def apply(state: CollectionState, command: Command, now: datetime) -> Transition
     refusal = validate(state, command, now)
     if refusal is not None:
         return refusal
-    run = _Run(state.model_copy(deep=True), now)
+    run = _Run(_fresh(state), now)
     run.command(command)
     run.settle_end()
     return run.transition()
 
 
 def tick(state: CollectionState, now: datetime) -> Transition:
-    run = _Run(state.model_copy(deep=True), now)
+    run = _Run(_fresh(state), now)
     run.advance()
     run.settle_end()
     return run.transition()
@@ -342,11 +342,37 @@ def tick(state: CollectionState, now: datetime) -> Transition:
 
 def opened(state: CollectionState, now: datetime, hold: HoldRequest | None) -> Transition:
     """The first transition of a new invoice: recorded, and on hold if asked (an opt-out)."""
-    run = _Run(state.model_copy(deep=True), now)
+    run = _Run(_fresh(state), now)
     run.record(EventKind.OPENED, "opened", "Collection started")
     if hold is not None:
         run.pause(hold, key="opened")
     return run.transition()
+
+
+def _fresh(state: CollectionState) -> CollectionState:
+    """A copy the transition may change, leaving `state` as it was.
+
+    The invoice's facts and its playbook are frozen and shared; only what a transition changes
+    is copied (a deep copy of the whole state on every tick is what the workflow would pay for).
+    """
+    hold = state.hold.model_copy(deep=True) if state.hold is not None else None
+    ledger = state.ledger
+    return state.model_copy(
+        update={
+            "ledger": ledger.model_copy(
+                update={"payments": dict(ledger.payments), "credits": dict(ledger.credits)}
+            ),
+            "hold": hold,
+            "approval": state.approval.model_copy() if state.approval is not None else None,
+            "approval_rounds": dict(state.approval_rounds),
+            "retry_at": dict(state.retry_at),
+            "deferred": [d.model_copy() for d in state.deferred],
+            "fallback_due": list(state.fallback_due),
+            "seen": list(state.seen),
+            "closed_refs": dict(state.closed_refs),
+            "calendar_answers": list(state.calendar_answers),
+        }
+    )
 
 
 class _Run:
@@ -569,7 +595,9 @@ class _Run:
         )
         self.reply = result.model_copy(update={"revision": self.s.revision})
         # The same reference again gets this same answer.
-        ledger.payments[payment.reference].result = self.reply
+        ledger.payments[payment.reference] = RecordedPayment(
+            result=self.reply, received_on=payment.received_on
+        )
 
     def allocate(self, amount: Money) -> None:
         """Payments settle a plan's installments in order, oldest first."""
@@ -1022,13 +1050,14 @@ class _Run:
                 return False
             self.remind_approval()
             return True
-        if s.stage == Stage.UPCOMING and self.now >= self.overdue_at():
+        step = self.current_step()
+        before_due = step is not None and step.stage == Stage.UPCOMING
+        if s.stage == Stage.UPCOMING and self.now >= self.overdue_at() and not before_due:
             s.stage = Stage.OVERDUE
             self.record(
                 EventKind.STAGE_CHANGED, "stage:overdue", "Due date passed: invoice overdue"
             )
             return True
-        step = self.current_step()
         if step is None:
             return False
         at = self.when(step_question(s, step))
