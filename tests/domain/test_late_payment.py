@@ -229,7 +229,7 @@ def test_a_german_debtor_owes_the_ecb_rate_plus_8() -> None:
 
 
 def test_outside_the_euro_area_there_is_no_table_and_no_guess() -> None:
-    with pytest.raises(NoRateTableError, match="PL.*national central bank"):
+    with pytest.raises(NoRateTableError, match=r"PL.*national central bank"):
         statement_of_amounts(
             eur("1000"),
             date(2025, 3, 31),
