@@ -27,6 +27,7 @@ from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict
 
+from domain.law import InterestClause, InterestSegment, RateBasis
 from domain.money import Money
 from domain.playbook import Tone
 
@@ -107,6 +108,16 @@ class MessageContext(BaseModel):
     # A consolidated message: every invoice it is about, oldest due first. The single-invoice
     # fields above then describe the whole (numbers joined, totals, oldest dates).
     invoices: list[InvoiceLine] | None = None
+    # The late-payment interest line by line (formal notice, statement of late-payment costs):
+    # each segment's dates, days, principal, rate and basis (`basis` filter).
+    segments: list[InterestSegment] | None = None
+    # Some rate used is not confirmed yet: the letter says the figures are provisional.
+    provisional: bool | None = None
+    # The formal notice's deadline, a calendar date `deadline_business_days` after `as_of`.
+    deadline: date | None = None
+    deadline_business_days: int | None = None
+    # An invoice paid late: the day the last payment settled it (statement of late costs).
+    paid_on: date | None = None
 
     @property
     def interest_from(self) -> date:
@@ -236,6 +247,43 @@ def _percent(context: jinja2.runtime.Context, value: Decimal) -> str:
     return str(pattern.apply(Decimal(value).scaleb(-2), locale))
 
 
+_BASIS = {
+    "fr": {
+        RateBasis.ECB_PLUS_10: "taux BCE + 10 points",
+        RateBasis.EU_REFERENCE_PLUS_8: "taux de référence BCE + 8 points (directive 2011/7/UE)",
+        RateBasis.LEGAL_FLOOR: "3 × taux d'intérêt légal (minimum légal, supérieur au taux "
+        "contractuel)",
+    },
+    "en": {
+        RateBasis.ECB_PLUS_10: "ECB rate + 10 points",
+        RateBasis.EU_REFERENCE_PLUS_8: "ECB reference rate + 8 points (Directive 2011/7/EU)",
+        RateBasis.LEGAL_FLOOR: "3 × legal interest rate (the legal minimum, above the contract "
+        "rate)",
+    },
+}
+
+
+@jinja2.pass_context
+def _basis(context: jinja2.runtime.Context, segment: InterestSegment) -> str:
+    """Why a segment has its rate, in the message's language: "taux BCE + 10 points" or the
+    contract clause ("clause contractuelle : 3 × taux d'intérêt légal")."""
+    _require(segment)
+    if not isinstance(segment, InterestSegment):
+        raise TypeError(f"the basis filter takes a segment, got {type(segment).__name__}")
+    language = "fr" if _language_of(context) == "fr" else "en"
+    if segment.basis is not RateBasis.CONTRACT or segment.clause is None:
+        return _BASIS[language][segment.basis]
+    clause = InterestClause.parse(segment.clause)
+    if clause.legal_multiple is not None:
+        multiple = f"{clause.legal_multiple}".replace(".", "," if language == "fr" else ".")
+        if language == "fr":
+            return f"clause contractuelle : {multiple} × taux d'intérêt légal"
+        return f"contract clause: {multiple} × legal interest rate"
+    assert clause.percent is not None
+    rate = _percent(context, clause.percent)
+    return f"clause contractuelle : {rate}" if language == "fr" else f"contract clause: {rate}"
+
+
 @jinja2.pass_eval_context
 def _nl2br(eval_ctx: EvalContext, value: str) -> str | Markup:
     """Keep the line breaks of free text (payment instructions) in HTML, escaped."""
@@ -253,7 +301,7 @@ def _environment(directory: Path, autoescape: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(money=_money, date=_date, percent=_percent, nl2br=_nl2br)
+    env.filters.update(money=_money, date=_date, percent=_percent, nl2br=_nl2br, basis=_basis)
     return env
 
 
@@ -389,4 +437,31 @@ def _sample_context(language: str) -> MessageContext:
         installment_amount=euros,
         installment_due_date=day,
         invoices=[line, line.model_copy(update={"invoice_number": "F-0002"})],
+        segments=[
+            InterestSegment(
+                principal=euros,
+                start=day,
+                end=day,
+                days=1,
+                rate=Decimal("12.15"),
+                basis=RateBasis.ECB_PLUS_10,
+                half_year="2026-H1",
+                provisional=False,
+            ),
+            InterestSegment(
+                principal=euros,
+                start=day,
+                end=day,
+                days=1,
+                rate=Decimal("12.15"),
+                basis=RateBasis.CONTRACT,
+                clause="3x_legal",
+                half_year="2026-H1",
+                provisional=True,
+            ),
+        ],
+        provisional=True,
+        deadline=day,
+        deadline_business_days=8,
+        paid_on=day,
     )
