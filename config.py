@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.law import InterestClause
-from domain.rates import RateTable, load_rates
+from domain.rates import RateTable, load_rates, use_rates
 
 REAL_DAY_SECONDS = 86400.0
 
@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     def rate_table(self) -> RateTable:
         """The shipped rates with the operator's file applied (read from disk each call)."""
         return load_rates(self.rates_file)
+
+    def install_rates(self) -> RateTable:
+        """Read the rates once at start and make them the ones every computation uses."""
+        table = self.rate_table()
+        use_rates(table)
+        return table
 
     @property
     def interest_clause(self) -> InterestClause | None:

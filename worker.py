@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
@@ -20,6 +20,7 @@ from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
 from activities.progress import ProgressActivities
 from config import Settings
+from domain.rates import provisional_warning
 from messages import Renderer
 from store.engine import make_engine
 from store.migrate import upgrade
@@ -39,6 +40,10 @@ def build_worker(
     renderer: Renderer | None = None,
     task_queue: str | None = None,
 ) -> Worker:
+    rates = settings.install_rates()
+    warning = provisional_warning(rates, datetime.now(UTC).date())
+    if warning:
+        log.warning(warning)
     progress = ProgressActivities(engine)
     messaging = MessagingActivities(
         engine, sender or build_sender(settings), renderer or Renderer(), settings

@@ -259,9 +259,7 @@ def is_business_day(day: date, country: str, subdivision: str | None = None) -> 
     return day.weekday() < _SATURDAY and _holiday(day, code, subdiv) is None
 
 
-def add_business_days(
-    day: date, count: int, country: str, subdivision: str | None = None
-) -> date:
+def add_business_days(day: date, count: int, country: str, subdivision: str | None = None) -> date:
     """The `count`-th business day after `day` (`day` itself not counted): a deadline written
     as a calendar date, e.g. "pay by 12 March 2026" for 8 business days from a formal notice."""
     if count < 0:

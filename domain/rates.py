@@ -283,6 +283,20 @@ def active_rates() -> RateTable:
     return _active
 
 
+def provisional_warning(table: RateTable, on: date) -> str | None:
+    """What ops should hear when `on`'s half-year uses rates not confirmed yet, else None."""
+    half_year = HalfYear.containing(on)
+    names = table.provisional_in(half_year)
+    if not names:
+        return None
+    series = ", ".join(SERIES_NAMES[name] for name in names)
+    return (
+        f"late-payment rates for the current half-year {half_year} are provisional ({series}): "
+        "formal notices say so; add the confirmed rows to the file RELANCE_RATES_FILE names "
+        "(columns as in domain/rates.csv)"
+    )
+
+
 def ecb_main_refinancing_rate(on: date, table: RateTable | None = None) -> RateLookup:
     """ECB main refinancing rate (percent) in force on the first day of `on`'s half-year."""
     return (table or active_rates()).lookup(ECB_SERIES, on)

@@ -210,20 +210,11 @@ def _require(value: object) -> None:
         value._fail_with_undefined_error()
 
 
-@jinja2.pass_context
-def _money(context: jinja2.runtime.Context, value: Money) -> str:
-    _require(value)
-    if not isinstance(value, Money):
-        raise TypeError(f"the money filter takes Money, got {type(value).__name__}")
-    return str(format_currency(value.amount, value.currency, locale=_locale(_language_of(context))))
+def format_money(value: Money, language: str) -> str:
+    return str(format_currency(value.amount, value.currency, locale=_locale(language)))
 
 
-@jinja2.pass_context
-def _date(context: jinja2.runtime.Context, value: date) -> str:
-    _require(value)
-    if not isinstance(value, date):
-        raise TypeError(f"the date filter takes a date, got {type(value).__name__}")
-    language = _language_of(context)
+def format_long_date(value: date, language: str) -> str:
     text = str(format_date(value, format="long", locale=_locale(language)))
     # French writes the first of the month as an ordinal ("1er mars 2025"); CLDR does not.
     if language == "fr" and value.day == 1 and text.startswith("1 "):
@@ -232,19 +223,39 @@ def _date(context: jinja2.runtime.Context, value: date) -> str:
 
 
 @jinja2.pass_context
-def _percent(context: jinja2.runtime.Context, value: Decimal) -> str:
+def _money(context: jinja2.runtime.Context, value: Money) -> str:
+    _require(value)
+    if not isinstance(value, Money):
+        raise TypeError(f"the money filter takes Money, got {type(value).__name__}")
+    return format_money(value, _language_of(context))
+
+
+@jinja2.pass_context
+def _date(context: jinja2.runtime.Context, value: date) -> str:
+    _require(value)
+    if not isinstance(value, date):
+        raise TypeError(f"the date filter takes a date, got {type(value).__name__}")
+    return format_long_date(value, _language_of(context))
+
+
+def format_percent(value: Decimal, language: str) -> str:
     """An annual rate given in percent (Decimal("13.15")) -> "13,15 %" / "13.15%".
 
     Always two decimals at least: rates are published that way ("12,00 %"), and a letter
     that says "12 %" one half-year and "12,15 %" the next looks careless.
     """
-    _require(value)
-    if not isinstance(value, Decimal | int):
-        raise TypeError(f"the percent filter takes a Decimal, got {type(value).__name__}")
-    locale = _locale(_language_of(context))
+    locale = _locale(language)
     pattern = copy.copy(locale.percent_formats[None])
     pattern.frac_prec = (2, 4)
     return str(pattern.apply(Decimal(value).scaleb(-2), locale))
+
+
+@jinja2.pass_context
+def _percent(context: jinja2.runtime.Context, value: Decimal) -> str:
+    _require(value)
+    if not isinstance(value, Decimal | int):
+        raise TypeError(f"the percent filter takes a Decimal, got {type(value).__name__}")
+    return format_percent(Decimal(value), _language_of(context))
 
 
 _BASIS = {
@@ -263,14 +274,10 @@ _BASIS = {
 }
 
 
-@jinja2.pass_context
-def _basis(context: jinja2.runtime.Context, segment: InterestSegment) -> str:
-    """Why a segment has its rate, in the message's language: "taux BCE + 10 points" or the
-    contract clause ("clause contractuelle : 3 × taux d'intérêt légal")."""
-    _require(segment)
-    if not isinstance(segment, InterestSegment):
-        raise TypeError(f"the basis filter takes a segment, got {type(segment).__name__}")
-    language = "fr" if _language_of(context) == "fr" else "en"
+def describe_basis(segment: InterestSegment, language: str) -> str:
+    """Why a segment has its rate, in `language`: "taux BCE + 10 points" or the contract
+    clause ("clause contractuelle : 3 × taux d'intérêt légal")."""
+    language = "fr" if language == "fr" else "en"
     if segment.basis is not RateBasis.CONTRACT or segment.clause is None:
         return _BASIS[language][segment.basis]
     clause = InterestClause.parse(segment.clause)
@@ -280,8 +287,16 @@ def _basis(context: jinja2.runtime.Context, segment: InterestSegment) -> str:
             return f"clause contractuelle : {multiple} × taux d'intérêt légal"
         return f"contract clause: {multiple} × legal interest rate"
     assert clause.percent is not None
-    rate = _percent(context, clause.percent)
+    rate = format_percent(clause.percent, language)
     return f"clause contractuelle : {rate}" if language == "fr" else f"contract clause: {rate}"
+
+
+@jinja2.pass_context
+def _basis(context: jinja2.runtime.Context, segment: InterestSegment) -> str:
+    _require(segment)
+    if not isinstance(segment, InterestSegment):
+        raise TypeError(f"the basis filter takes a segment, got {type(segment).__name__}")
+    return describe_basis(segment, _language_of(context))
 
 
 @jinja2.pass_eval_context

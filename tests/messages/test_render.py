@@ -10,9 +10,9 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from domain.law import InterestSegment, RateBasis
 from domain.money import Money
 from domain.playbook import Tone
-from domain.law import InterestSegment, RateBasis
 from messages import MessageContext, Renderer, RenderError, TemplateNotFound
 from messages.render import InvoiceLine
 
