@@ -190,8 +190,14 @@ def _fonts() -> None:
         pdfmetrics.registerFont(TTFont(_BOLD, "VeraBd.ttf"))
 
 
+def _glyphs(text: str) -> str:
+    # Babel groups French thousands with a narrow no-break space (U+202F), which Vera lacks:
+    # it would print as an empty box. The plain no-break space reads the same and exists.
+    return text.replace("\u202f", "\u00a0")
+
+
 def _money(value: Money) -> str:
-    return format_money(value, LANGUAGE)
+    return _glyphs(format_money(value, LANGUAGE))
 
 
 def _day(value: date) -> str:
@@ -224,7 +230,7 @@ def summary_pdf(data: DossierData) -> bytes:
     heading = ParagraphStyle("heading", fontName=_BOLD, fontSize=11, leading=15, spaceBefore=8)
 
     def para(text: str, style: ParagraphStyle = body) -> Paragraph:
-        return Paragraph(escape(text), style)
+        return Paragraph(escape(_glyphs(text)), style)
 
     s = data.statement
     inv = data.invoice
@@ -258,9 +264,9 @@ def summary_pdf(data: DossierData) -> bytes:
                     seg.end.strftime("%d/%m/%Y"),
                     str(seg.days),
                     _money(seg.principal),
-                    format_percent(seg.rate, LANGUAGE)
+                    _glyphs(format_percent(seg.rate, LANGUAGE))
                     + (" (provisoire)" if seg.provisional else ""),
-                    Paragraph(escape(describe_basis(seg, LANGUAGE)), body),
+                    Paragraph(escape(_glyphs(describe_basis(seg, LANGUAGE))), body),
                 ]
             )
         story.append(_table(rows, [22 * mm, 22 * mm, 12 * mm, 28 * mm, 26 * mm, 60 * mm]))
