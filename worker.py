@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
@@ -20,7 +20,7 @@ from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
 from activities.progress import ProgressActivities
 from config import Settings
-from domain.rates import provisional_warning
+from domain.rates import RateTable, provisional_warning
 from messages import Renderer
 from store.engine import make_engine
 from store.migrate import upgrade
@@ -29,6 +29,16 @@ from workflows.invoice import InvoiceWorkflow
 from workflows.mailbox import DebtorMailboxWorkflow
 
 log = logging.getLogger("relance.worker")
+
+
+def install_rates(settings: Settings, today: date) -> RateTable:
+    """Read the late-payment rates the activities compute with; warn ops when today's
+    half-year is not confirmed yet (formal notices then say "provisional")."""
+    rates = settings.install_rates()
+    warning = provisional_warning(rates, today)
+    if warning:
+        log.warning(warning)
+    return rates
 
 
 def build_worker(
@@ -40,10 +50,7 @@ def build_worker(
     renderer: Renderer | None = None,
     task_queue: str | None = None,
 ) -> Worker:
-    rates = settings.install_rates()
-    warning = provisional_warning(rates, datetime.now(UTC).date())
-    if warning:
-        log.warning(warning)
+    install_rates(settings, datetime.now(UTC).date())
     progress = ProgressActivities(engine)
     messaging = MessagingActivities(
         engine, sender or build_sender(settings), renderer or Renderer(), settings
