@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from activities.calendar import business_time
 from activities.email import EmailSender, build_sender
+from activities.law import LawActivities
 from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
@@ -68,6 +69,7 @@ def build_worker(
             mailbox.enqueue_message,
             mailbox.send_batch,
             NotifyActivities(settings).notify_backoffice,
+            LawActivities(settings).late_payment_costs,
         ],
         # Store and SendGrid calls block: they run on a pool as large as the concurrency.
         activity_executor=ThreadPoolExecutor(max_workers=threads),

@@ -36,6 +36,9 @@ class ErrorType(StrEnum):
     SEND_NOT_WANTED = "SendNotWanted"
     # A send whose outcome is unknown (crash after the provider's answer) awaits a person.
     OUTCOME_UNKNOWN = "OutcomeUnknown"
+    # No late-payment rate is known for a day or a country (before the tables, or a central
+    # bank outside the euro area): the amount is never guessed.
+    RATE_UNKNOWN = "RateUnknown"
 
 
 # What an activity may raise that no retry can fix.

@@ -114,3 +114,14 @@ def test_dossier_writes_the_legal_file(env: dict[str, str], tmp_path: Path) -> N
     missing = runner.invoke(app, ["dossier", "F-404"], env=env)
     assert missing.exit_code == 1
     assert "invoice F-404 is unknown" in missing.output
+
+
+def test_terms_of_sale_below_three_times_the_legal_rate_stop_the_start(
+    env: dict[str, str],
+) -> None:
+    result = runner.invoke(
+        app, ["migrate"], env={**env, "RELANCE_CONTRACTUAL_INTEREST_RATE": "2x_legal"}
+    )
+    assert result.exit_code == 1
+    assert "RELANCE_CONTRACTUAL_INTEREST_RATE" in result.output
+    assert "below 3 × the legal interest rate" in result.output
