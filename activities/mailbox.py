@@ -26,13 +26,13 @@ from temporalio.service import RPCError
 
 from activities.email import OutgoingEmail
 from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
-from domain.law import statement_of_amounts
 from domain.lifecycle import Stage
 from domain.money import Money
 from domain.playbook import Channel, Recipient, Tone
 from messages import RenderError, TemplateNotFound
 from messages.render import InvoiceLine, MessageContext
 from store.engine import transaction
+from store.invoices import payments_of
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice
 from workflows import contract
 
@@ -324,8 +324,15 @@ class MailboxActivities:
                 outstanding=outstanding,
                 days_late=max(0, (batch.day - invoice.due_date).days),
             )
+            statement = None
             if batch.day > invoice.due_date:
-                statement = statement_of_amounts(outstanding, invoice.due_date, batch.day)
+                with Session(self._messaging.engine) as session:
+                    payments = list(payments_of(session, invoice.number))
+                # The same statement as a single message: payments, clause, debtor's law.
+                statement = self._messaging.statement(
+                    invoice, debtor, payments, outstanding, batch.day
+                )
+            if statement is not None:
                 rate = statement.rate
                 line = line.model_copy(
                     update={
