@@ -9,6 +9,7 @@ window where a retry sends again; the outbox is immune, since it overwrites its 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import date, datetime
 
@@ -29,9 +30,10 @@ from activities.email import (
 )
 from config import Settings
 from domain.calendar import add_business_days
-from domain.law import AmountDue
+from domain.law import AmountDue, LatePaymentCosts
 from domain.money import Money
 from domain.playbook import (
+    LATE_PAYMENT_STATEMENT_TEMPLATE,
     Channel,
     PlaybookError,
     PlaybookLibrary,
@@ -44,7 +46,7 @@ from messages import MessageContext, Renderer, RenderError, TemplateNotFound
 from store.engine import transaction
 from store.invoices import payments_of
 from store.messages import record_sent_message
-from store.statements import statement_for
+from store.statements import late_costs_for, statement_for
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice, Payment, utcnow
 
 # Business days a formal notice gives when the invoice's playbook cannot be read.
@@ -320,7 +322,17 @@ class MessagingActivities:
         found = self.statement(invoice, debtor, payments, request.outstanding, request.as_of)
         statement = found if request.as_of > invoice.due_date else None
         days = self.notice_days(invoice)
-        return MessageContext(
+        costs: LatePaymentCosts | None = None
+        if request.template == LATE_PAYMENT_STATEMENT_TEMPLATE:
+            # The statement of late-payment costs speaks of the settled invoice's costs, not of
+            # a balance: on time or without a known rate it has nothing to say, and its render
+            # fails (the send is recorded as failed) rather than state a guess.
+            with contextlib.suppress(RateUnknownError, ValueError):
+                costs = late_costs_for(
+                    invoice, debtor.country, payments, self._settings.interest_clause
+                )
+            statement = None
+        context = MessageContext(
             language=language,
             tone=request.tone,
             invoice_number=invoice.number,
@@ -346,4 +358,16 @@ class MessagingActivities:
             target_stage=request.target_stage,
             installment_amount=request.installment_amount,
             installment_due_date=request.installment_due_date,
+        )
+        if costs is None:
+            return context
+        return context.model_copy(
+            update={
+                "interest": costs.interest,
+                "indemnity": costs.indemnity,
+                "total_due": costs.total,
+                "segments": list(costs.segments),
+                "provisional": costs.provisional,
+                "paid_on": costs.paid_on,
+            }
         )

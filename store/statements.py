@@ -9,8 +9,10 @@ from decimal import Decimal
 from domain.law import (
     AmountDue,
     InterestClause,
+    LatePaymentCosts,
     Paid,
     interest_regime,
+    late_payment_costs,
     statement_of_amounts,
 )
 from domain.money import Money
@@ -57,6 +59,36 @@ def statement_for(
         as_of,
         interest_regime(country),
         payments=late,
+        clause=clause_of(invoice, terms_of_sale),
+        country=country,
+    )
+
+
+def late_costs_for(
+    invoice: Invoice,
+    country: str,
+    payments: Sequence[Payment],
+    terms_of_sale: InterestClause | None = None,
+) -> LatePaymentCosts | None:
+    """The late-payment costs of a settled invoice from its stored payments (None: on time).
+
+    The principal is what was paid, up to the invoice's amount: a part cancelled by a credit
+    note was never owed, so it bears no interest. Raises RateUnknownError where no rate is
+    known, ValueError when nothing was paid.
+    """
+    paid = [
+        Paid(received_on=received_on(p), amount=Money.of(p.amount, p.currency))
+        for p in payments
+        if p.currency == invoice.currency
+    ]
+    total = sum((p.amount.amount for p in paid), Decimal(0))
+    if not paid:
+        raise ValueError(f"invoice {invoice.number} has no payment in {invoice.currency}")
+    return late_payment_costs(
+        Money.of(min(total, invoice.amount), invoice.currency),
+        invoice.due_date,
+        paid,
+        interest_regime(country),
         clause=clause_of(invoice, terms_of_sale),
         country=country,
     )

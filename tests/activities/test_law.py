@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.email import OutboxSender
 from activities.law import LateCostsRequest, LawActivities
+from activities.messaging import MessagingActivities, SendRequest
 from config import Settings
 from contracts.errors import ErrorType
 from domain.law import Paid
 from domain.money import Money
+from domain.playbook import LATE_PAYMENT_STATEMENT_TEMPLATE, Channel, Tone
+from messages import Renderer
+from store.engine import transaction
+from store.messages import sent_messages_of
+from store.tables import Payment
+from tests.stored import add_invoice
 
 
 def eur(amount: str) -> Money:
@@ -62,3 +73,52 @@ def test_no_table_for_the_debtors_central_bank_is_a_final_refusal(tmp_path: Path
     assert refused.value.type == ErrorType.RATE_UNKNOWN
     assert refused.value.non_retryable
     assert "PL" in str(refused.value)
+
+
+def _paid_late_in_store(engine: Engine) -> None:
+    add_invoice(engine, "F-9", amount="10000.00", outstanding="0", stage="paid", debtor_id="C-9")
+    with transaction(engine) as session:
+        for reference, amount, day in (("V-1", "4000", 30), ("V-2", "6000", 30)):
+            session.add(
+                Payment(
+                    invoice_number="F-9",
+                    reference=reference,
+                    amount=Decimal(amount),
+                    currency="EUR",
+                    outstanding_after=Decimal("0"),
+                    received_on=date(2025, 4 if reference == "V-1" else 7, day),
+                    recorded_at=datetime(2025, 8, 1, tzinfo=UTC),
+                )
+            )
+
+
+def test_the_statement_of_late_payment_costs_is_sent_from_the_stored_payments(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # 4 000 € on 30 April and 6 000 € on 30 July 2025: 299.86 € + 40 € = 339.86 € (worked in
+    # tests/domain/test_late_payment.py).
+    _paid_late_in_store(engine)
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    outbox = tmp_path / "outbox"
+    messaging = MessagingActivities(
+        engine, OutboxSender(outbox, settings.email_from), Renderer(), settings
+    )
+    messaging.send_message(
+        SendRequest(
+            invoice_number="F-9",
+            step_id=LATE_PAYMENT_STATEMENT_TEMPLATE,
+            channel=Channel.EMAIL,
+            template=LATE_PAYMENT_STATEMENT_TEMPLATE,
+            tone=Tone.FRIENDLY,
+            planned_at=datetime(2025, 8, 1, 9, 0, tzinfo=UTC),
+            as_of=date(2025, 8, 1),
+            outstanding=Money.of("0", "EUR"),
+        )
+    )
+    with Session(engine) as session:
+        [sent] = sent_messages_of(session, "F-9")
+    text = sent.text.replace("\u202f", " ").replace("\u00a0", " ")
+    assert sent.subject == "Relevé des pénalités de retard – facture F-9"
+    assert "a été réglée le 30 juillet 2025" in text
+    assert "- Total des pénalités de retard : 339,86 €" in text
+    assert [p.name for p in outbox.iterdir()]  # it went out

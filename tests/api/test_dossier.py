@@ -40,8 +40,9 @@ from domain.money import Money
 from domain.playbook import Channel, Tone
 from messages import Renderer
 from store.engine import transaction
-from store.tables import Approval, Debtor, Dispute, Invoice, Payment
+from store.tables import Approval, Dispute, Payment
 from tests.api.conftest import Api, invoice_body
+from tests.stored import add_invoice
 
 AS_OF = date(2025, 5, 31)
 STAMP = datetime(2025, 5, 31, 18, 0, tzinfo=UTC)
@@ -60,33 +61,15 @@ def law_settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def filed(engine: Engine, law_settings: Settings, tmp_path: Path) -> Engine:
     """The invoice above in the store, with a payment, a decision, a dispute and a notice sent."""
+    add_invoice(
+        engine,
+        "F-42",
+        amount="10000.00",
+        outstanding="6000.00",
+        stage="formal_notice",
+        debtor_id="C-42",
+    )
     with transaction(engine) as session:
-        session.add(
-            Debtor(
-                id="C-42",
-                name="Dupont & Fils SARL",
-                email="compta@dupont.example",
-                country="FR",
-                language="fr",
-            )
-        )
-        session.flush()
-        session.add(
-            Invoice(
-                number="F-42",
-                debtor_id="C-42",
-                amount=Decimal("10000.00"),
-                currency="EUR",
-                issue_date=date(2025, 1, 30),
-                due_date=date(2025, 3, 31),
-                fingerprint="f",
-                playbook="default",
-                playbook_version=1,
-                stage="formal_notice",
-                outstanding=Decimal("6000.00"),
-            )
-        )
-        session.flush()
         session.add(
             Payment(
                 invoice_number="F-42",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import os
 import zipfile
-from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,9 @@ from pypdf import PdfReader
 from typer.testing import CliRunner
 
 from cli.main import app
-from store.engine import make_engine, transaction
+from store.engine import make_engine
 from store.migrate import upgrade
-from store.tables import Debtor, Invoice
+from tests.stored import add_invoice
 
 runner = CliRunner()
 HEADER = "series,half_year,percent,confirmed,published,source\n"
@@ -83,25 +81,7 @@ def test_dossier_writes_the_legal_file(env: dict[str, str], tmp_path: Path) -> N
     assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'relance.db'}")
     upgrade(engine)
-    with transaction(engine) as session:
-        session.add(
-            Debtor(id="C-1", name="Dupont", email="a@b.example", country="FR", language="fr")
-        )
-        session.flush()
-        session.add(
-            Invoice(
-                number="F-1",
-                debtor_id="C-1",
-                amount=Decimal("100.00"),
-                currency="EUR",
-                issue_date=date(2025, 1, 30),
-                due_date=date(2025, 3, 31),
-                fingerprint="f",
-                playbook="default",
-                playbook_version=1,
-                outstanding=Decimal("100.00"),
-            )
-        )
+    add_invoice(engine, "F-1", amount="100.00", outstanding="100.00")
     engine.dispose()
 
     result = runner.invoke(app, ["dossier", "F-1", "-o", "out.zip"], env=env)
