@@ -26,6 +26,7 @@ from temporalio.service import RPCError
 
 from activities.email import OutgoingEmail
 from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
+from domain.calendar import add_business_days
 from domain.lifecycle import Stage
 from domain.money import Money
 from domain.playbook import Channel, Recipient, Tone
@@ -346,6 +347,8 @@ class MailboxActivities:
         # sums in its currency (the template itself lists every currency's total).
         currency = lines[0].amount.currency
         same = [line for line in lines if line.amount.currency == currency]
+        # A consolidated formal notice gives the oldest invoice's playbook's business days.
+        days = self._messaging.notice_days(ordered[0])
         return MessageContext(
             language=language,
             tone=max((request.tone for request in members), key=TONE_ORDER.index),
@@ -361,6 +364,8 @@ class MailboxActivities:
             payment_instructions=self._messaging.settings.payment_instructions,
             interest_rate=rate,
             invoices=lines,
+            deadline=add_business_days(batch.day, days, debtor.country, debtor.subdivision),
+            deadline_business_days=days,
         )
 
 

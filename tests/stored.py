@@ -22,19 +22,22 @@ def add_invoice(
     debtor_name: str = "Dupont & Fils SARL",
     issue_date: date = date(2025, 1, 30),
     due_date: date = date(2025, 3, 31),
+    new_debtor: bool = True,
 ) -> None:
-    """A French debtor and its invoice in EUR, as a hand-over would have stored them."""
+    """A French debtor (unless `new_debtor` is False: it is already stored) and its invoice in
+    EUR, as a hand-over would have stored them."""
     with transaction(engine) as session:
-        session.add(
-            Debtor(
-                id=debtor_id,
-                name=debtor_name,
-                email="compta@dupont.example",
-                country="FR",
-                language="fr",
+        if new_debtor:
+            session.add(
+                Debtor(
+                    id=debtor_id,
+                    name=debtor_name,
+                    email="compta@dupont.example",
+                    country="FR",
+                    language="fr",
+                )
             )
-        )
-        session.flush()
+            session.flush()
         session.add(
             Invoice(
                 number=number,

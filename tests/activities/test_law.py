@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.email import OutboxSender
 from activities.law import LateCostsRequest, LawActivities
+from activities.mailbox import MailBatch, MailboxActivities
 from activities.messaging import MessagingActivities, SendRequest
 from config import Settings
 from contracts.errors import ErrorType
@@ -122,3 +125,60 @@ def test_the_statement_of_late_payment_costs_is_sent_from_the_stored_payments(
     assert "a été réglée le 30 juillet 2025" in text
     assert "- Total des pénalités de retard : 339,86 €" in text
     assert [p.name for p in outbox.iterdir()]  # it went out
+
+
+def test_a_consolidated_formal_notice_claims_40_euros_once_per_invoice(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Two invoices of one debtor, 1 000 € each, due 31 March and 15 April 2025, in one letter
+    # on Wednesday 30 April 2025 (rate 2025-H1: 3.15 + 10 = 13.15 %):
+    #   F-A: 30 days: 1 000 × 13.15 × 30 / 36 500 = 394 500 / 36 500 = 10.808… → 10.81
+    #   F-B: 15 days: 1 000 × 13.15 × 15 / 36 500 = 197 250 / 36 500 = 5.404… → 5.40
+    #   total = 2 000 + 10.81 + 5.40 + 2 × 40 = 2 096.21 €; deadline 14 May 2025 (8 business
+    #   days; 1 and 8 May are holidays in France).
+    add_invoice(engine, "F-A", amount="1000.00", outstanding="1000.00", debtor_id="C-7")
+    add_invoice(
+        engine,
+        "F-B",
+        amount="1000.00",
+        outstanding="1000.00",
+        debtor_id="C-7",
+        issue_date=date(2025, 2, 14),
+        due_date=date(2025, 4, 15),
+        new_debtor=False,
+    )
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    outbox = tmp_path / "outbox"
+    messaging = MessagingActivities(
+        engine, OutboxSender(outbox, settings.email_from), Renderer(), settings
+    )
+    mailbox = MailboxActivities(cast(Client, None), messaging)  # no mailbox signal is sent
+
+    def notice(number: str) -> SendRequest:
+        return SendRequest(
+            invoice_number=number,
+            step_id="formal_notice",
+            channel=Channel.EMAIL,
+            template="formal_notice",
+            tone=Tone.FORMAL,
+            planned_at=datetime(2025, 4, 30, 9, 0, tzinfo=UTC),
+            as_of=date(2025, 4, 30),
+            outstanding=Money.of("1000.00", "EUR"),
+        )
+
+    batch = MailBatch(
+        debtor_id="C-7",
+        channel=Channel.EMAIL,
+        day=date(2025, 4, 30),
+        requests=[notice("F-A"), notice("F-B")],
+    )
+    outcome = ActivityEnvironment().run(mailbox.send_batch, batch)
+    assert outcome.sent and sorted(outcome.invoices) == ["F-A", "F-B"]
+    with Session(engine) as session:
+        copies = [*sent_messages_of(session, "F-A"), *sent_messages_of(session, "F-B")]
+    assert len({copy.content_hash for copy in copies}) == 1  # one letter, kept for each invoice
+    text = copies[0].text.replace("\u202f", " ").replace("\u00a0", " ")
+    assert text.count("40,00 €") == 2
+    assert "10,81 €" in text and "5,40 €" in text
+    assert "la somme totale de 2 096,21 €" in text
+    assert "au plus tard le 14 mai 2025 (8 jours ouvrés" in text
