@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.law import InterestClause
+from domain.rates import RateTable, load_rates, use_rates
+
 REAL_DAY_SECONDS = 86400.0
 
 
@@ -51,6 +54,16 @@ class Settings(BaseSettings):
     payment_instructions: str = "Bank transfer to IBAN FR76 0000 0000 0000 0000 0000 000"
     playbooks_dir: Path | None = None
     default_playbook: str = "default"
+
+    # --- Late-payment law -------------------------------------------------------------------
+    # A CSV file with the columns of domain/rates.csv whose rows add or replace half-years
+    # (e.g. the confirmed rates of a new semester), without a release. Checked at start: a bad
+    # row stops it with the file, the line and the reason.
+    rates_file: Path | None = None
+    # The late-payment rate the creditor's terms of sale state: "3x_legal" (3 × the legal
+    # interest rate) or a fixed percent ("12.50"). Unset: the legal default, ECB + 10 points.
+    # An invoice handed over with its own `late_interest_rate` uses that one instead.
+    contractual_interest_rate: str | None = None
 
     # Length of a day in seconds: real days in production, seconds in demos.
     day_seconds: float = Field(default=REAL_DAY_SECONDS, gt=0)
@@ -115,6 +128,41 @@ class Settings(BaseSettings):
         if secret and len(secret.get_secret_value()) < 16:
             raise ValueError("RELANCE_BACKOFFICE_WEBHOOK_SECRET must be at least 16 characters")
         return self
+
+    @field_validator("rates_file")
+    @classmethod
+    def _check_rates_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            load_rates(value)  # RatesFileError (a ValueError) names the file and line
+        return value
+
+    @field_validator("contractual_interest_rate")
+    @classmethod
+    def _check_contractual_rate(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        clause = InterestClause.parse(value)
+        if clause.legal_multiple is not None and clause.legal_multiple < 3:
+            raise ValueError(
+                "RELANCE_CONTRACTUAL_INTEREST_RATE may not be below 3 × the legal interest rate "
+                f"(Code de commerce L441-10 II), got {value!r}"
+            )
+        return str(clause)
+
+    def rate_table(self) -> RateTable:
+        """The shipped rates with the operator's file applied (read from disk each call)."""
+        return load_rates(self.rates_file)
+
+    def install_rates(self) -> RateTable:
+        """Read the rates once at start and make them the ones every computation uses."""
+        table = self.rate_table()
+        use_rates(table)
+        return table
+
+    @property
+    def interest_clause(self) -> InterestClause | None:
+        value = self.contractual_interest_rate
+        return InterestClause.parse(value) if value else None
 
     @model_validator(mode="after")
     def _check_email_backend(self) -> Settings:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
@@ -16,11 +16,13 @@ from temporalio.worker import Worker
 from activities.calendar import business_moment, business_time
 from activities.delivery import DeliveryActivities
 from activities.email import EmailSender, build_sender
+from activities.law import LawActivities
 from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
 from activities.progress import ProgressActivities
 from config import Settings
+from domain.rates import RateTable, provisional_warning
 from messages import Renderer
 from store.engine import make_engine
 from store.migrate import upgrade
@@ -29,6 +31,16 @@ from workflows.invoice import InvoiceWorkflow
 from workflows.mailbox import DebtorMailboxWorkflow
 
 log = logging.getLogger("relance.worker")
+
+
+def install_rates(settings: Settings, today: date) -> RateTable:
+    """Read the late-payment rates the activities compute with; warn ops when today's
+    half-year is not confirmed yet (formal notices then say "provisional")."""
+    rates = settings.install_rates()
+    warning = provisional_warning(rates, today)
+    if warning:
+        log.warning(warning)
+    return rates
 
 
 def build_worker(
@@ -40,6 +52,7 @@ def build_worker(
     renderer: Renderer | None = None,
     task_queue: str | None = None,
 ) -> Worker:
+    install_rates(settings, datetime.now(UTC).date())
     progress = ProgressActivities(engine)
     messaging = MessagingActivities(
         engine, sender or build_sender(settings), renderer or Renderer(), settings
@@ -62,6 +75,7 @@ def build_worker(
             mailbox.enqueue_message,
             mailbox.send_batch,
             NotifyActivities(settings).notify_backoffice,
+            LawActivities(settings).late_payment_costs,
         ],
         # Store and SendGrid calls block: they run on a pool as large as the concurrency.
         activity_executor=ThreadPoolExecutor(max_workers=threads),

@@ -28,13 +28,14 @@ from activities.email import OutgoingEmail
 from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
 from contracts import ids as contract
 from contracts.errors import ErrorType
-from domain.law import statement_of_amounts
+from domain.calendar import add_business_days
 from domain.lifecycle import Stage
 from domain.money import Money
 from domain.playbook import Channel, Recipient, Tone
 from messages import RenderError, TemplateNotFound
 from messages.render import InvoiceLine, MessageContext
 from store.engine import transaction
+from store.invoices import payments_of
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice
 
 CONSOLIDATED_TEMPLATE = "consolidated"
@@ -372,8 +373,15 @@ def _consolidated_context(
             outstanding=outstanding,
             days_late=max(0, (day - invoice.due_date).days),
         )
+        statement = None
         if day > invoice.due_date:
-            statement = statement_of_amounts(outstanding, invoice.due_date, day)
+            with Session(messaging.engine) as session:
+                payments = list(payments_of(session, invoice.number))
+            # The same statement as a single message: payments, clause, debtor's law.
+            statement = messaging.statement(
+                invoice, debtor, payments, outstanding, day
+            )
+        if statement is not None:
             rate = statement.rate
             line = line.model_copy(
                 update={
@@ -387,6 +395,8 @@ def _consolidated_context(
     # sums in its currency (the template itself lists every currency's total).
     currency = lines[0].amount.currency
     same = [line for line in lines if line.amount.currency == currency]
+    # A consolidated formal notice gives the oldest invoice's playbook's business days.
+    days = messaging.notice_days(ordered[0])
     return MessageContext(
         language=language,
         tone=max((request.tone for request in members), key=TONE_ORDER.index),
@@ -402,6 +412,8 @@ def _consolidated_context(
         payment_instructions=messaging.settings.payment_instructions,
         interest_rate=rate,
         invoices=lines,
+        deadline=add_business_days(day, days, debtor.country, debtor.subdivision),
+        deadline_business_days=days,
     )
 
 

@@ -9,6 +9,7 @@ window where a retry sends again; the outbox is immune, since it overwrites its 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import date, datetime
 
@@ -28,12 +29,28 @@ from activities.email import (
     TransientSendError,
 )
 from config import Settings
-from domain.law import statement_of_amounts
+from domain.calendar import add_business_days
+from domain.law import AmountDue, LatePaymentCosts
 from domain.money import Money
-from domain.playbook import Channel, Recipient, Tone
+from domain.playbook import (
+    LATE_PAYMENT_STATEMENT_TEMPLATE,
+    Channel,
+    PlaybookError,
+    PlaybookLibrary,
+    Recipient,
+    Tone,
+    playbook_directories,
+)
+from domain.rates import RateUnknownError
 from messages import MessageContext, Renderer, RenderError, TemplateNotFound
 from store.engine import transaction
-from store.tables import Debtor, Interaction, InteractionStatus, Invoice, utcnow
+from store.invoices import payments_of
+from store.messages import record_sent_message
+from store.statements import late_costs_for, statement_for
+from store.tables import Debtor, Interaction, InteractionStatus, Invoice, Payment, utcnow
+
+# Business days a formal notice gives when the invoice's playbook cannot be read.
+DEFAULT_NOTICE_DAYS = 8
 
 
 def message_key(invoice_number: str, step_id: str, channel: Channel, recipient: Recipient) -> str:
@@ -188,6 +205,20 @@ class MessagingActivities:
             provider=receipt.provider,
             provider_message_id=receipt.provider_message_id,
         )
+        # The legal file keeps the message exactly as it went out, once per invoice.
+        with transaction(self._engine) as session:
+            record_sent_message(
+                session,
+                interaction_keys=keys,
+                to_email=email.to_email,
+                to_name=email.to_name,
+                subject=email.subject,
+                text=email.text,
+                html=email.html or "",
+                provider=receipt.provider,
+                provider_message_id=receipt.provider_message_id,
+                sent_at=utcnow(),
+            )
         return receipt
 
     def finish(
@@ -222,6 +253,7 @@ class MessagingActivities:
         with transaction(self._engine) as session:
             invoice = session.get(Invoice, request.invoice_number)
             debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
+            payments = list(payments_of(session, request.invoice_number)) if invoice else []
         if invoice is None or debtor is None:
             raise ApplicationError(
                 f"invoice {request.invoice_number} or its debtor is missing from the store",
@@ -229,7 +261,7 @@ class MessagingActivities:
                 non_retryable=True,
             )
         language = debtor.language if debtor.language in self._renderer.languages() else "en"
-        context = self._context(request, invoice, debtor, language)
+        context = self._context(request, invoice, debtor, payments, language)
         # Template errors go to the caller: a send records them, a preview reports them.
         rendered = self._renderer.render(request.template, context)
         to_email, to_name = self._address(request.recipient, debtor)
@@ -256,13 +288,55 @@ class MessagingActivities:
             case Recipient.COLLECTORS:
                 return self._settings.collectors_email, None
 
+    def statement(
+        self,
+        invoice: Invoice,
+        debtor: Debtor,
+        payments: list[Payment],
+        outstanding: Money,
+        day: date,
+    ) -> AmountDue | None:
+        """The statement of amounts to `day`, or None where no rate is known (a debtor outside
+        the euro area without a contract rate): a formal notice then fails to render, loudly,
+        rather than state a guessed figure; other messages go without the interest."""
+        try:
+            return statement_for(
+                invoice, debtor.country, payments, outstanding, day, self._settings.interest_clause
+            )
+        except RateUnknownError:
+            return None
+
+    def notice_days(self, invoice: Invoice) -> int:
+        """The formal notice's business days to pay, from the invoice's playbook."""
+        library = PlaybookLibrary(playbook_directories(self._settings.playbooks_dir))
+        try:
+            return library.get(invoice.playbook).formal_notice_deadline_business_days
+        except (PlaybookError, OSError):
+            return DEFAULT_NOTICE_DAYS
+
     def _context(
-        self, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str
+        self,
+        request: SendRequest,
+        invoice: Invoice,
+        debtor: Debtor,
+        payments: list[Payment],
+        language: str,
     ) -> MessageContext:
         amount = Money.of(invoice.amount, invoice.currency)
-        statement = statement_of_amounts(request.outstanding, invoice.due_date, request.as_of)
-        late = request.as_of > invoice.due_date
-        return MessageContext(
+        found = self.statement(invoice, debtor, payments, request.outstanding, request.as_of)
+        statement = found if request.as_of > invoice.due_date else None
+        days = self.notice_days(invoice)
+        costs: LatePaymentCosts | None = None
+        if request.template == LATE_PAYMENT_STATEMENT_TEMPLATE:
+            # The statement of late-payment costs speaks of the settled invoice's costs, not of
+            # a balance: on time or without a known rate it has nothing to say, and its render
+            # fails (the send is recorded as failed) rather than state a guess.
+            with contextlib.suppress(RateUnknownError, ValueError):
+                costs = late_costs_for(
+                    invoice, debtor.country, payments, self._settings.interest_clause
+                )
+            statement = None
+        context = MessageContext(
             language=language,
             tone=request.tone,
             invoice_number=invoice.number,
@@ -275,13 +349,29 @@ class MessagingActivities:
             debtor_name=debtor.name,
             creditor_name=self._settings.creditor_name,
             payment_instructions=self._settings.payment_instructions,
-            interest=statement.interest if late else None,
-            interest_rate=statement.rate if late else None,
-            indemnity=statement.indemnity if late else None,
-            total_due=statement.total if late else None,
+            interest=statement.interest if statement else None,
+            interest_rate=statement.rate if statement else None,
+            indemnity=statement.indemnity if statement else None,
+            total_due=statement.total if statement else None,
+            segments=list(statement.segments) if statement else None,
+            provisional=statement.provisional if statement else None,
+            deadline=add_business_days(request.as_of, days, debtor.country, debtor.subdivision),
+            deadline_business_days=days,
             paid=request.paid,
             approval_id=request.approval_id,
             target_stage=request.target_stage,
             installment_amount=request.installment_amount,
             installment_due_date=request.installment_due_date,
+        )
+        if costs is None:
+            return context
+        return context.model_copy(
+            update={
+                "interest": costs.interest,
+                "indemnity": costs.indemnity,
+                "total_due": costs.total,
+                "segments": list(costs.segments),
+                "provisional": costs.provisional,
+                "paid_on": costs.paid_on,
+            }
         )

@@ -74,6 +74,7 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.settings = settings or get_settings()
+    app.state.settings.install_rates()
     app.state.client = client
     app.state.engine = engine
     install_error_handlers(app)

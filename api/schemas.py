@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from domain.calendar import debtor_timezone, is_business_day
+from domain.law import InterestClause, RateUnknownError, check_contractual_rate
 from domain.lifecycle import ApprovalStatus, Stage
 from domain.money import Currency, Money, minor_units, quantize
 
@@ -231,11 +232,35 @@ class InvoiceCreate(BaseModel):
     amount: AmountString
     issue_date: IsoDate
     due_date: IsoDate
+    late_interest_rate: str | None = Field(
+        default=None,
+        max_length=40,
+        examples=["3x_legal", "12.50"],
+        description="the contractual late-payment rate of this invoice: a multiple of the legal "
+        "interest rate ('3x_legal') or an annual percent ('12.50'); at least 3 × the legal rate "
+        "(Code de commerce L441-10 II). Default: the creditor's terms, else ECB + 10 points",
+    )
 
     @field_validator("number")
     @classmethod
     def _number(cls, value: str) -> str:
         return _check_number(value)
+
+    @field_validator("late_interest_rate")
+    @classmethod
+    def _late_interest_rate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        clause = InterestClause.parse(value)  # ValueError says how to write it
+        due = info.data.get("due_date")
+        if due is not None:
+            try:
+                check_contractual_rate(clause, due)  # RateBelowFloorError says why
+            except RateUnknownError as exc:
+                raise ValueError(
+                    f"cannot check the rate against the legal minimum: {exc}"
+                ) from None
+        return str(clause)
 
     @field_validator("amount")
     @classmethod

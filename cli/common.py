@@ -38,7 +38,7 @@ def explained() -> Iterator[None]:
 def settings_from_env() -> Settings:
     # Not the cached get_settings(): each command reads the environment as it is now.
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
         problems = "; ".join(
             (f"RELANCE_{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "")
@@ -46,6 +46,8 @@ def settings_from_env() -> Settings:
             for e in err.errors()
         )
         fail(f"invalid configuration: {problems}")
+    settings.install_rates()
+    return settings
 
 
 def store(settings: Settings) -> Engine:

@@ -5,6 +5,8 @@ relance worker                           a worker against RELANCE_TEMPORAL_ADDRE
 relance api                              the API (uvicorn) against the same
 relance apikey create --role ROLE        a new API key, printed once
 relance migrate                          bring the store's schema up to date
+relance rates show                       the late-payment rates in use and their sources
+relance dossier NUMBER                   an invoice's legal file (zip)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from temporalio.service import RPCError
 
 from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
-from cli import imports, playbooks, preview
+from cli import dossier, imports, playbooks, preview, rates
 from cli.common import Failure, explained, settings_from_env, store
 from cli.devserver import DevServer, ensure_search_attributes
 from config import Settings
@@ -48,6 +50,8 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(playbooks.app, name="playbooks")
 app.command("import")(imports.import_invoices)
 app.command("preview")(preview.preview)
+app.add_typer(rates.app, name="rates")
+app.command("dossier")(dossier.dossier)
 
 
 def _logging() -> None:

@@ -259,6 +259,19 @@ def is_business_day(day: date, country: str, subdivision: str | None = None) -> 
     return day.weekday() < _SATURDAY and _holiday(day, code, subdiv) is None
 
 
+def add_business_days(day: date, count: int, country: str, subdivision: str | None = None) -> date:
+    """The `count`-th business day after `day` (`day` itself not counted): a deadline written
+    as a calendar date, e.g. "pay by 12 March 2026" for 8 business days from a formal notice."""
+    if count < 0:
+        raise ValueError(f"a number of business days cannot be negative, got {count}")
+    found = day
+    for _ in range(count):
+        found += timedelta(days=1)
+        while not is_business_day(found, country, subdivision):
+            found += timedelta(days=1)
+    return found
+
+
 def _local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
     # fold=0 (the default) is what PEP 495 gives for a wall time skipped by a spring-forward gap:
     # the offset from before the change, which lands just after the gap, i.e. still inside the

@@ -25,6 +25,8 @@ class ErrorType(StrEnum):
     HOLD_CONFLICT = "HoldConflict"
     INVALID_PROMISE = "InvalidPromise"
     NOT_SUPPORTED = "NotSupported"
+    # No rate table for the debtor's country or period: interest is not guessed.
+    RATE_UNKNOWN = "RateUnknown"
     # Failures of activities: not retried (a bug in a template, a provider's final refusal).
     PERMANENT_SEND_ERROR = "PermanentSendError"
     TEMPLATE_NOT_FOUND = "TemplateNotFound"

@@ -67,6 +67,9 @@ class InvoiceFacts(BaseModel):
     # Where the debtor is, for business days and the send window (None: the country's zone).
     timezone: str | None = None
     subdivision: str | None = None
+    # The invoice's own contractual late-payment rate ("3x_legal", "12.50"; see
+    # domain.law.InterestClause); None: the creditor's terms of sale, else the legal default.
+    interest_clause: str | None = None
 
 
 class PaymentInput(BaseModel):

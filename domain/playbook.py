@@ -129,6 +129,20 @@ class Step(BaseModel):
         return (self.template, *(FILE_TEMPLATES[r] for r in self.notify))
 
 
+class LatePaymentCostsAction(StrEnum):
+    """What happens when an invoice is paid after its due date (its interest and 40 € are then
+    owed, L441-10 II and D441-5): nothing, tell the back office, or send the debtor a
+    statement of late-payment costs after the thank-you."""
+
+    NONE = "none"
+    NOTIFY_BACKOFFICE = "notify_backoffice"
+    STATEMENT = "statement"
+
+
+# The template of the statement of late-payment costs (playbook option `statement`).
+LATE_PAYMENT_STATEMENT_TEMPLATE = "late_payment_statement"
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -157,6 +171,10 @@ class Playbook(BaseModel):
     plan_approval_installments: int = Field(default=6, ge=1)
     # A phone step gives a collector this many days to call.
     call_task_days: float = Field(default=2, gt=0)
+    # The formal notice gives this many business days (in the debtor's country) to pay, and
+    # states the deadline as a calendar date.
+    formal_notice_deadline_business_days: int = Field(default=8, ge=1, le=60)
+    late_payment_costs: LatePaymentCostsAction = LatePaymentCostsAction.NOTIFY_BACKOFFICE
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -271,6 +289,15 @@ def validate_templates(playbook: Playbook, known: Collection[str], path: Path) -
                     f"language: {listing}",
                     step.id,
                 )
+    if (
+        playbook.late_payment_costs is LatePaymentCostsAction.STATEMENT
+        and LATE_PAYMENT_STATEMENT_TEMPLATE not in known
+    ):
+        raise PlaybookError(
+            path,
+            f"late_payment_costs: statement needs the template "
+            f"{LATE_PAYMENT_STATEMENT_TEMPLATE!r} in every language",
+        )
 
 
 def common_templates(by_language: Mapping[str, Iterable[str]]) -> set[str]:

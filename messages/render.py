@@ -27,6 +27,7 @@ from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ConfigDict
 
+from domain.law import InterestClause, InterestSegment, RateBasis
 from domain.money import Money
 from domain.playbook import Tone
 
@@ -107,6 +108,16 @@ class MessageContext(BaseModel):
     # A consolidated message: every invoice it is about, oldest due first. The single-invoice
     # fields above then describe the whole (numbers joined, totals, oldest dates).
     invoices: list[InvoiceLine] | None = None
+    # The late-payment interest line by line (formal notice, statement of late-payment costs):
+    # each segment's dates, days, principal, rate and basis (`basis` filter).
+    segments: list[InterestSegment] | None = None
+    # Some rate used is not confirmed yet: the letter says the figures are provisional.
+    provisional: bool | None = None
+    # The formal notice's deadline, a calendar date `deadline_business_days` after `as_of`.
+    deadline: date | None = None
+    deadline_business_days: int | None = None
+    # An invoice paid late: the day the last payment settled it (statement of late costs).
+    paid_on: date | None = None
 
     @property
     def interest_from(self) -> date:
@@ -199,20 +210,11 @@ def _require(value: object) -> None:
         value._fail_with_undefined_error()
 
 
-@jinja2.pass_context
-def _money(context: jinja2.runtime.Context, value: Money) -> str:
-    _require(value)
-    if not isinstance(value, Money):
-        raise TypeError(f"the money filter takes Money, got {type(value).__name__}")
-    return str(format_currency(value.amount, value.currency, locale=_locale(_language_of(context))))
+def format_money(value: Money, language: str) -> str:
+    return str(format_currency(value.amount, value.currency, locale=_locale(language)))
 
 
-@jinja2.pass_context
-def _date(context: jinja2.runtime.Context, value: date) -> str:
-    _require(value)
-    if not isinstance(value, date):
-        raise TypeError(f"the date filter takes a date, got {type(value).__name__}")
-    language = _language_of(context)
+def format_long_date(value: date, language: str) -> str:
     text = str(format_date(value, format="long", locale=_locale(language)))
     # French writes the first of the month as an ordinal ("1er mars 2025"); CLDR does not.
     if language == "fr" and value.day == 1 and text.startswith("1 "):
@@ -221,19 +223,80 @@ def _date(context: jinja2.runtime.Context, value: date) -> str:
 
 
 @jinja2.pass_context
-def _percent(context: jinja2.runtime.Context, value: Decimal) -> str:
+def _money(context: jinja2.runtime.Context, value: Money) -> str:
+    _require(value)
+    if not isinstance(value, Money):
+        raise TypeError(f"the money filter takes Money, got {type(value).__name__}")
+    return format_money(value, _language_of(context))
+
+
+@jinja2.pass_context
+def _date(context: jinja2.runtime.Context, value: date) -> str:
+    _require(value)
+    if not isinstance(value, date):
+        raise TypeError(f"the date filter takes a date, got {type(value).__name__}")
+    return format_long_date(value, _language_of(context))
+
+
+def format_percent(value: Decimal, language: str) -> str:
     """An annual rate given in percent (Decimal("13.15")) -> "13,15 %" / "13.15%".
 
     Always two decimals at least: rates are published that way ("12,00 %"), and a letter
     that says "12 %" one half-year and "12,15 %" the next looks careless.
     """
-    _require(value)
-    if not isinstance(value, Decimal | int):
-        raise TypeError(f"the percent filter takes a Decimal, got {type(value).__name__}")
-    locale = _locale(_language_of(context))
+    locale = _locale(language)
     pattern = copy.copy(locale.percent_formats[None])
     pattern.frac_prec = (2, 4)
     return str(pattern.apply(Decimal(value).scaleb(-2), locale))
+
+
+@jinja2.pass_context
+def _percent(context: jinja2.runtime.Context, value: Decimal) -> str:
+    _require(value)
+    if not isinstance(value, Decimal | int):
+        raise TypeError(f"the percent filter takes a Decimal, got {type(value).__name__}")
+    return format_percent(Decimal(value), _language_of(context))
+
+
+_BASIS = {
+    "fr": {
+        RateBasis.ECB_PLUS_10: "taux BCE + 10 points",
+        RateBasis.EU_REFERENCE_PLUS_8: "taux de référence BCE + 8 points (directive 2011/7/UE)",
+        RateBasis.LEGAL_FLOOR: "3 × taux d'intérêt légal (minimum légal, supérieur au taux "
+        "contractuel)",
+    },
+    "en": {
+        RateBasis.ECB_PLUS_10: "ECB rate + 10 points",
+        RateBasis.EU_REFERENCE_PLUS_8: "ECB reference rate + 8 points (Directive 2011/7/EU)",
+        RateBasis.LEGAL_FLOOR: "3 × legal interest rate (the legal minimum, above the contract "
+        "rate)",
+    },
+}
+
+
+def describe_basis(segment: InterestSegment, language: str) -> str:
+    """Why a segment has its rate, in `language`: "taux BCE + 10 points" or the contract
+    clause ("clause contractuelle : 3 × taux d'intérêt légal")."""
+    language = "fr" if language == "fr" else "en"
+    if segment.basis is not RateBasis.CONTRACT or segment.clause is None:
+        return _BASIS[language][segment.basis]
+    clause = InterestClause.parse(segment.clause)
+    if clause.legal_multiple is not None:
+        multiple = f"{clause.legal_multiple}".replace(".", "," if language == "fr" else ".")
+        if language == "fr":
+            return f"clause contractuelle : {multiple} × taux d'intérêt légal"
+        return f"contract clause: {multiple} × legal interest rate"
+    assert clause.percent is not None
+    rate = format_percent(clause.percent, language)
+    return f"clause contractuelle : {rate}" if language == "fr" else f"contract clause: {rate}"
+
+
+@jinja2.pass_context
+def _basis(context: jinja2.runtime.Context, segment: InterestSegment) -> str:
+    _require(segment)
+    if not isinstance(segment, InterestSegment):
+        raise TypeError(f"the basis filter takes a segment, got {type(segment).__name__}")
+    return describe_basis(segment, _language_of(context))
 
 
 @jinja2.pass_eval_context
@@ -253,7 +316,7 @@ def _environment(directory: Path, autoescape: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(money=_money, date=_date, percent=_percent, nl2br=_nl2br)
+    env.filters.update(money=_money, date=_date, percent=_percent, nl2br=_nl2br, basis=_basis)
     return env
 
 
@@ -389,4 +452,31 @@ def _sample_context(language: str) -> MessageContext:
         installment_amount=euros,
         installment_due_date=day,
         invoices=[line, line.model_copy(update={"invoice_number": "F-0002"})],
+        segments=[
+            InterestSegment(
+                principal=euros,
+                start=day,
+                end=day,
+                days=1,
+                rate=Decimal("12.15"),
+                basis=RateBasis.ECB_PLUS_10,
+                half_year="2026-H1",
+                provisional=False,
+            ),
+            InterestSegment(
+                principal=euros,
+                start=day,
+                end=day,
+                days=1,
+                rate=Decimal("12.15"),
+                basis=RateBasis.CONTRACT,
+                clause="3x_legal",
+                half_year="2026-H1",
+                provisional=True,
+            ),
+        ],
+        provisional=True,
+        deadline=day,
+        deadline_business_days=8,
+        paid_on=day,
     )

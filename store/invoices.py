@@ -15,7 +15,11 @@ from store.tables import Approval, Debtor, Event, Interaction, Invoice, Payment,
 
 def fingerprint(facts: InvoiceFacts) -> str:
     """A stable digest of what the back office handed over, to tell a replay from a conflict."""
-    canonical = json.dumps(facts.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    data = facts.model_dump(mode="json")
+    # Fields added later count only when set, so invoices recorded before keep their digest.
+    if data.get("interest_clause") is None:
+        data.pop("interest_clause", None)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -43,6 +47,7 @@ def add_invoice(session: Session, facts: InvoiceFacts, playbook: Playbook) -> In
         fingerprint=fingerprint(facts),
         playbook=playbook.name,
         playbook_version=playbook.version,
+        interest_clause=facts.interest_clause,
         outstanding=facts.amount.amount,
     )
     session.add(invoice)

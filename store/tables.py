@@ -67,6 +67,9 @@ class Invoice(SQLModel, table=True):
     fingerprint: str = Field(max_length=64)
     playbook: str = Field(max_length=64)
     playbook_version: int
+    # The invoice's own contractual late-payment rate ("3x_legal", "12.50"); None: the
+    # creditor's terms of sale (settings), else the legal default.
+    interest_clause: str | None = Field(default=None, max_length=40)
     # Read model, kept current by the workflow's activities.
     stage: str = Field(default="upcoming", index=True, max_length=32)
     outstanding: Decimal = Field(sa_type=AMOUNT)
@@ -249,3 +252,28 @@ class MessageDay(SQLModel, table=True):
     # The message key of the invoice whose send claimed the day.
     owner: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SentMessage(SQLModel, table=True):
+    """A message exactly as it went out, for the legal file: one row per invoice it spoke of.
+
+    Keyed by the interaction's idempotency key, so a retried send records it once. The content
+    hash (SHA-256 of subject, text and HTML) lets a lawyer show the copy was not altered.
+    """
+
+    __tablename__ = "sent_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_key: str = Field(unique=True, max_length=200)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    channel: str = Field(max_length=16)
+    recipient: str = Field(max_length=32)
+    to_email: str = Field(max_length=320)
+    to_name: str | None = Field(default=None, max_length=200)
+    subject: str
+    text: str
+    html: str
+    provider: str | None = Field(default=None, max_length=32)
+    provider_message_id: str | None = Field(default=None, max_length=128)
+    sent_at: datetime
+    content_hash: str = Field(max_length=64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from fastapi import APIRouter, Response
 
 from api.deps import BackOffice, ClientDep, EngineDep, InvoiceReader, SessionDep, SettingsDep
@@ -13,7 +15,7 @@ from api.schemas import (
     PaymentRecorded,
     error_responses,
 )
-from api.services import invoices
+from api.services import dossier, invoices
 
 router = APIRouter(prefix="/v1/invoices", tags=["invoices"])
 
@@ -67,3 +69,24 @@ async def record_payment(
 )
 def history(number: str, session: SessionDep, _: InvoiceReader) -> list[HistoryEntry]:
     return invoices.history(session, number)
+
+
+@router.get(
+    "/{number}/dossier",
+    responses={
+        **error_responses(401, 403, 404, 422),
+        200: {"content": {"application/zip": {}}, "description": "the legal file (zip)"},
+    },
+    response_class=Response,
+    summary="The legal file: invoice, timeline, messages as sent, amounts, summary PDF (zip)",
+)
+def get_dossier(
+    number: str, session: SessionDep, settings: SettingsDep, _: InvoiceReader
+) -> Response:
+    now = datetime.now(UTC)
+    body = dossier.dossier(session, settings, number, as_of=now.date(), created_at=now)
+    return Response(
+        body,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{number}-dossier.zip"'},
+    )

@@ -101,6 +101,7 @@ def facts_of(body: InvoiceCreate) -> InvoiceFacts:
         segment=resolved.value if resolved is not None else d.segment,
         timezone=d.timezone,
         subdivision=d.subdivision,
+        interest_clause=body.late_interest_rate,
     )
 
 
@@ -158,6 +159,8 @@ def _differences(session: Session, existing: Invoice, facts: InvoiceFacts) -> li
         fields.append("issue_date")
     if existing.due_date != facts.due_date:
         fields.append("due_date")
+    if existing.interest_clause != facts.interest_clause:
+        fields.append("late_interest_rate")
     debtor = session.get(Debtor, existing.debtor_id)
     if debtor is not None and not fields:
         for name in ("language", "country", "timezone", "subdivision"):

@@ -1,18 +1,25 @@
 """The late-payment law, checked against sums a credit controller can redo on paper.
 
 Every expected amount is worked out by hand in the comment next to it; none comes from the
-code under test. Rates used (percent, per half-year):
+code under test. Rates used (percent, per half-year), with their public sources:
 
-    half-year  ECB refi  legal "autres cas"  FRANCE = max(ECB+10, 3×legal)    EU = ECB+8
-    2019-H1    0.00      0.86                max(10.00, 2.58)  = 10.00       8.00
-    2022-H2    0.00      0.77                max(10.00, 2.31)  = 10.00       8.00
-    2023-H1    2.50      2.06                max(12.50, 6.18)  = 12.50      10.50
-    2023-H2    4.00      4.22                max(14.00, 12.66) = 14.00      12.00
-    2024-H1    4.50      5.07                max(14.50, 15.21) = 15.21 (floor) 12.50
-    2024-H2    4.25      4.92                max(14.25, 14.76) = 14.76 (floor) 12.25
-    2025-H1    3.15      3.71                max(13.15, 11.13) = 13.15      11.15
-    2025-H2    2.15      2.76                max(12.15, 8.28)  = 12.15      10.15
-    2026-H1    2.15      2.62                max(12.15, 7.86)  = 12.15      10.15
+    half-year  ECB refi  legal "autres cas"  FRANCE = ECB + 10  3 × legal  EU = ECB + 8
+    2019-H1    0.00      0.86                10.00              2.58       8.00
+    2022-H2    0.00      0.77                10.00              2.31       8.00
+    2023-H1    2.50      2.06                12.50              6.18      10.50
+    2023-H2    4.00      4.22                14.00             12.66      12.00
+    2024-H1    4.50      5.07                14.50             15.21      12.50
+    2024-H2    4.25      4.92                14.25             14.76      12.25
+    2025-H1    3.15      3.71                13.15             11.13      11.15
+    2025-H2    2.15      2.76                12.15              8.28      10.15
+    2026-H1    2.15      2.62                12.15              7.86      10.15
+
+ECB: rate in force on 1 January / 1 July, from the table of ECB key rates published by Banka
+Slovenije (decisions effective 21 Dec 2022: 2.50; 21 Jun 2023: 4.00; 20 Sep 2023: 4.50;
+12 Jun 2024: 4.25; 18 Dec 2024: 3.15) and the ECB series for 2.15 since 11 Jun 2025.
+Legal rate: the semester arrêtés (e.g. 5.07 for 2024-H1, 4.92 by arrêté of 26 Jun 2024, 3.71
+by arrêté of 17 Dec 2024, 2.76 by arrêté of 19 Jun 2025, 2.62 by arrêté of 15 Dec 2025).
+The 3 × legal rate minimum (L441-10 II) binds a contractual rate only, never the default.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ import pytest
 from domain.law import (
     RECOVERY_INDEMNITY,
     InterestRegime,
+    RateBasis,
     annual_rate,
-    interest_periods,
+    interest_segments,
     late_payment_interest,
     limitation_date,
     max_due_date,
@@ -35,16 +43,18 @@ from domain.law import (
 )
 from domain.money import Money
 from domain.rates import (
-    ECB_MAIN_REFINANCING_RATE,
-    LEGAL_INTEREST_RATE_OTHER_CASES,
+    ECB_SERIES,
+    LEGAL_SERIES,
     HalfYear,
     RateUnknownError,
     ecb_main_refinancing_rate,
     legal_interest_rate,
+    load_rates,
 )
 
 FR = InterestRegime.FRANCE
 EU = InterestRegime.EU_DIRECTIVE
+ECB10 = RateBasis.ECB_PLUS_10
 
 
 def eur(amount: str) -> Money:
@@ -62,8 +72,9 @@ def eur(amount: str) -> Money:
         (date(2022, 12, 31), "10.00"),
         (date(2023, 1, 1), "12.50"),
         (date(2023, 7, 1), "14.00"),
-        (date(2024, 1, 1), "15.21"),  # floor: 3 × 5.07 beats 4.50 + 10
-        (date(2024, 12, 31), "14.76"),  # floor: 3 × 4.92 beats 4.25 + 10
+        # No floor on the default: 4.50 + 10, although 3 × 5.07 = 15.21 is higher.
+        (date(2024, 1, 1), "14.50"),
+        (date(2024, 12, 31), "14.25"),  # 4.25 + 10, not 3 × 4.92 = 14.76
         (date(2025, 6, 30), "13.15"),
         (date(2025, 7, 1), "12.15"),
         (date(2026, 3, 15), "12.15"),
@@ -101,13 +112,18 @@ def test_rate_after_the_tables_reuses_the_last_one_but_is_provisional() -> None:
     assert not legal_interest_rate(date(2026, 1, 1)).provisional
 
 
-def test_tables_cover_every_half_year_from_2019_to_2026() -> None:
-    half_year = HalfYear(2019, 1)
-    while half_year <= HalfYear(2026, 1):
-        assert half_year in ECB_MAIN_REFINANCING_RATE
-        assert half_year in LEGAL_INTEREST_RATE_OTHER_CASES
-        half_year = half_year.next()
-    assert HalfYear(2026, 2) in ECB_MAIN_REFINANCING_RATE
+def test_shipped_tables_cover_every_half_year_from_2015_and_mark_2026_h2_provisional() -> None:
+    table = load_rates()
+    for series in (ECB_SERIES, LEGAL_SERIES):
+        half_years = sorted(table.series[series])
+        assert half_years[0] == HalfYear(2015, 1)
+        assert half_years[-1] == HalfYear(2026, 2)
+        assert all(row.source for row in table.series[series].values())
+    # 2026-H2 was not found in any public record: carried forward, flagged.
+    assert not table.series[ECB_SERIES][HalfYear(2026, 2)].confirmed
+    assert not table.series[LEGAL_SERIES][HalfYear(2026, 2)].confirmed
+    assert table.provisional_in(HalfYear(2026, 2)) == [ECB_SERIES, LEGAL_SERIES]
+    assert table.provisional_in(HalfYear(2026, 1)) == []
 
 
 # --- Interest -------------------------------------------------------------------------------
@@ -142,19 +158,19 @@ def test_period_spanning_1_july_uses_both_rates() -> None:
 
 def test_period_spanning_1_january_uses_both_rates() -> None:
     # Due 15 Dec 2024, until 15 Jan 2025:
-    #   16-31 Dec = 16 days at 14.76 % (2024-H2 floor), 1-15 Jan = 15 days at 13.15 %
-    #   10 000 × (14.76 × 16 + 13.15 × 15) / 36 500 = 10 000 × (236.16 + 197.25) / 36 500
-    #   = 4 334 100 / 36 500 = 118.7425… → 118.74
+    #   16-31 Dec = 16 days at 14.25 % (2024-H2), 1-15 Jan = 15 days at 13.15 % (2025-H1)
+    #   10 000 × (14.25 × 16 + 13.15 × 15) / 36 500 = 10 000 × (228.00 + 197.25) / 36 500
+    #   = 4 252 500 / 36 500 = 116.5068… → 116.51
     interest = late_payment_interest(eur("10000"), date(2024, 12, 15), date(2025, 1, 15))
-    assert interest == eur("118.74")
+    assert interest == eur("116.51")
 
 
-def test_floor_case_three_times_legal_rate_beats_ecb_plus_10() -> None:
-    # Due 31 Jan 2024, until 1 Mar 2024: 1-29 Feb (leap year) + 1 Mar = 30 days at 15.21 %
-    # (max(4.50 + 10, 3 × 5.07) = max(14.50, 15.21)).
-    # 10 000 × 15.21 % × 30 / 365 = 4 563 / 365 = 12.50137 × 10 = 125.0137 → 125.01
+def test_default_rate_has_no_legal_rate_floor_in_2024() -> None:
+    # Due 31 Jan 2024, until 1 Mar 2024: 1-29 Feb (leap year) + 1 Mar = 30 days at
+    # 4.50 + 10 = 14.50 % (the 15.21 % of 3 × 5.07 binds contracts only, L441-10 II).
+    # 10 000 × 14.50 % × 30 / 365 = 4 350 / 365 = 11.91781 × 10 = 119.178… → 119.18
     interest = late_payment_interest(eur("10000"), date(2024, 1, 31), date(2024, 3, 1))
-    assert interest == eur("125.01")
+    assert interest == eur("119.18")
 
 
 def test_eu_directive_regime() -> None:
@@ -166,11 +182,11 @@ def test_eu_directive_regime() -> None:
 
 def test_whole_leap_year_is_366_days_over_365() -> None:
     # Due 31 Dec 2023, until 31 Dec 2024: 366 days, actual/365.
-    #   2024-H1: 31+29+31+30+31+30 = 182 days at 15.21 %; 2024-H2: 184 days at 14.76 %
-    #   10 000 × (15.21 × 182 + 14.76 × 184) / 36 500 = 10 000 × (2 768.22 + 2 715.84) / 36 500
-    #   = 54 840 600 / 36 500 = 1 502.4822 → 1 502.48
+    #   2024-H1: 31+29+31+30+31+30 = 182 days at 14.50 %; 2024-H2: 184 days at 14.25 %
+    #   10 000 × (14.50 × 182 + 14.25 × 184) / 36 500 = 10 000 × (2 639.00 + 2 622.00) / 36 500
+    #   = 52 610 000 / 36 500 = 1 441.3698… → 1 441.37
     interest = late_payment_interest(eur("10000"), date(2023, 12, 31), date(2024, 12, 31))
-    assert interest == eur("1502.48")
+    assert interest == eur("1441.37")
 
 
 def test_result_is_rounded_half_up_once() -> None:
@@ -191,10 +207,10 @@ def test_interest_keeps_the_invoice_currency_and_its_minor_unit() -> None:
 
 
 def test_interest_breakdown_lists_each_half_year() -> None:
-    periods = interest_periods(date(2025, 6, 15), date(2025, 7, 15))
-    assert [(p.start, p.end, p.days, p.rate) for p in periods] == [
-        (date(2025, 6, 16), date(2025, 6, 30), 15, Decimal("13.15")),
-        (date(2025, 7, 1), date(2025, 7, 15), 15, Decimal("12.15")),
+    segments = interest_segments(eur("10000"), date(2025, 6, 15), date(2025, 7, 15))
+    assert [(s.principal, s.start, s.end, s.days, s.rate, s.basis) for s in segments] == [
+        (eur("10000"), date(2025, 6, 16), date(2025, 6, 30), 15, Decimal("13.15"), ECB10),
+        (eur("10000"), date(2025, 7, 1), date(2025, 7, 15), 15, Decimal("12.15"), ECB10),
     ]
 
 
@@ -251,13 +267,13 @@ def test_statement_before_the_due_date_owes_only_the_principal() -> None:
 
 
 def test_statement_past_the_known_rates_is_flagged_provisional() -> None:
-    # 2026-H2: the ECB row is unconfirmed and no legal rate is recorded yet. Rate still
-    # max(2.15 + 10, 3 × 2.62) = 12.15; 31 days (1-31 Aug 2026):
+    # 2026-H2: both rows are carried forward, unconfirmed. Rate 2.15 + 10 = 12.15;
+    # 31 days (1-31 Aug 2026):
     # 10 000 × 12.15 % × 31 / 365 = 3 766.5 / 365 = 10.3192 × 10 = 103.192 → 103.19
     statement = statement_of_amounts(eur("10000"), date(2026, 7, 31), date(2026, 8, 31))
     assert statement.interest == eur("103.19")
     assert statement.provisional
-    assert statement.periods[0].provisional
+    assert statement.segments[0].provisional
 
 
 # --- Payment terms (L441-10 I) ----------------------------------------------------------------

@@ -14,6 +14,7 @@ import yaml
 from domain.playbook import (
     DEFAULT_PLAYBOOKS_DIR,
     Channel,
+    LatePaymentCostsAction,
     PlaybookError,
     PlaybookErrors,
     PlaybookLibrary,
@@ -329,3 +330,37 @@ def test_shipped_scenarios_are_what_a_credit_manager_expects() -> None:
     for path in DEFAULT_PLAYBOOKS_DIR.glob("*.yaml"):
         if path.stem != "default":
             assert path.read_text().startswith("#"), path
+
+
+# ---------------------------------------------------------------- late-payment law options
+
+
+def test_late_payment_options_default_to_telling_the_back_office_and_eight_business_days() -> None:
+    playbook = parse_playbook(yaml.safe_dump(GOOD), PATH)
+    assert playbook.late_payment_costs is LatePaymentCostsAction.NOTIFY_BACKOFFICE
+    assert playbook.formal_notice_deadline_business_days == 8
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("late_payment_costs", "invoice", "late_payment_costs: Input should be 'none'"),
+        ("formal_notice_deadline_business_days", 0, "formal_notice_deadline_business_days"),
+        ("formal_notice_deadline_business_days", 90, "formal_notice_deadline_business_days"),
+    ],
+)
+def test_bad_late_payment_options_are_refused_naming_the_field(
+    field: str, value: object, reason: str
+) -> None:
+    with pytest.raises(PlaybookError, match=reason):
+        parse_playbook(yaml.safe_dump({**GOOD, field: value}), PATH)
+
+
+def test_sending_a_statement_needs_its_template_in_every_language() -> None:
+    playbook = parse_playbook(yaml.safe_dump({**GOOD, "late_payment_costs": "statement"}), PATH)
+    with pytest.raises(PlaybookError, match="late_payment_statement"):
+        validate_templates(playbook, KNOWN, PATH)
+    validate_templates(playbook, KNOWN | {"late_payment_statement"}, PATH)
+    shipped = Renderer()
+    every = set.intersection(*(set(shipped.templates(lang)) for lang in shipped.languages()))
+    validate_templates(playbook, every, PATH)

@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from domain.law import InterestSegment, RateBasis
 from domain.money import Money
 from domain.playbook import Tone
 from messages import MessageContext, Renderer, RenderError, TemplateNotFound
@@ -21,6 +22,7 @@ SHIPPED = [
     "dispute_reminder",
     "formal_notice",
     "installment_reminder",
+    "late_payment_statement",
     "legal_file",
     "legal_handoff",
     "mediation",
@@ -63,6 +65,24 @@ def ctx(language: str = "fr", **changes: object) -> MessageContext:
         "paid": None,
         "approval_id": None,
         "target_stage": None,
+        # 1 April to 1 May 2025: 31 days on 1 034,56 € at 3.15 + 10 = 13.15 % (2025-H1).
+        "segments": [
+            InterestSegment(
+                principal=Money.of("1034.56", "EUR"),
+                start=date(2025, 4, 1),
+                end=date(2025, 5, 1),
+                days=31,
+                rate=Decimal("13.15"),
+                basis=RateBasis.ECB_PLUS_10,
+                half_year="2025-H1",
+                provisional=False,
+            )
+        ],
+        "provisional": False,
+        # 8 business days in France from Thursday 1 May 2025 (itself a holiday): 2, 5, 6, 7,
+        # 9 (8 May is a holiday), 12, 13, 14 May.
+        "deadline": date(2025, 5, 14),
+        "deadline_business_days": 8,
     }
     values.update(changes)
     return MessageContext.model_validate(values)
@@ -121,7 +141,45 @@ def for_template(template: str, language: str) -> MessageContext:
         )
     if template == "thank_you":
         return ctx(language, outstanding=Money.of(0, "EUR"), paid=Money.of("1034.56", "EUR"))
+    if template == "late_payment_statement":
+        return late_costs(language)
     return ctx(language)
+
+
+def late_costs(language: str) -> MessageContext:
+    """10 000 € due 31 March 2025, paid 4 000 € on 30 April and 6 000 € on 30 July.
+
+    Segments: 10 000 for 1-30 Apr (30 days, 13.15 %), 6 000 for 1 May-30 Jun (61 days,
+    13.15 %), 6 000 for 1-30 Jul (30 days, 12.15 %); interest 299.86 (worked in
+    tests/domain/test_late_payment.py), + 40 € = 339.86 €.
+    """
+
+    def segment(principal: str, start: date, end: date, days: int, rate: str) -> InterestSegment:
+        half = "2025-H1" if start.month <= 6 else "2025-H2"
+        return InterestSegment(
+            principal=Money.of(principal, "EUR"),
+            start=start,
+            end=end,
+            days=days,
+            rate=Decimal(rate),
+            basis=RateBasis.ECB_PLUS_10,
+            half_year=half,
+            provisional=False,
+        )
+
+    return ctx(
+        language,
+        amount=Money.of("10000", "EUR"),
+        outstanding=Money.of("0", "EUR"),
+        paid_on=date(2025, 7, 30),
+        interest=Money.of("299.86", "EUR"),
+        total_due=Money.of("339.86", "EUR"),
+        segments=[
+            segment("10000", date(2025, 4, 1), date(2025, 4, 30), 30, "13.15"),
+            segment("6000", date(2025, 5, 1), date(2025, 6, 30), 61, "13.15"),
+            segment("6000", date(2025, 7, 1), date(2025, 7, 30), 30, "12.15"),
+        ],
+    )
 
 
 # ---------------------------------------------------------------- what ships
@@ -255,9 +313,11 @@ def test_other_currencies_are_formatted_with_their_symbol() -> None:
 
 
 def test_rates_show_two_decimals() -> None:
-    text = renderer.render("formal_notice", ctx("fr", interest_rate=Decimal("12"))).text
-
+    text = renderer.render("mediation", ctx("fr", interest_rate=Decimal("12"))).text
     assert "au taux annuel de 12,00 %" in plain(text)
+    segment = ctx("fr").segments[0].model_copy(update={"rate": Decimal("12")})  # type: ignore[index]
+    notice = renderer.render("formal_notice", ctx("fr", segments=[segment])).text
+    assert "au taux annuel de 12,00 % (taux BCE + 10 points)" in plain(notice)
 
 
 # ---------------------------------------------------------------- reminder tones
@@ -307,12 +367,17 @@ def test_french_formal_notice_states_interest_rate_indemnity_total_and_deadline(
 
     assert message.subject == "Mise en demeure de payer – facture F-2025-0042"
     assert "nous vous mettons en demeure de nous régler" in text
-    assert "dans un délai de huit (8) jours" in text
+    assert "au plus tard le 14 mai 2025 (8 jours ouvrés à compter de la présente)" in text
     assert "- Principal restant dû : 1 034,56 €" in text
     assert (
-        "- Intérêts de retard au taux annuel de 13,15 %, courus du 1er avril 2025, lendemain de "
-        "l'échéance, au 1er mai 2025 (article L441-10 du Code de commerce) : 11,66 €"
+        "- Intérêts de retard (article L441-10 du Code de commerce), courus du 1er avril 2025, "
+        "lendemain de l'échéance, au 1er mai 2025 : 11,66 €"
     ) in text
+    assert (
+        "- du 1er avril 2025 au 1er mai 2025 : 31 jours sur 1 034,56 € au taux annuel de "
+        "13,15 % (taux BCE + 10 points)"
+    ) in text
+    assert "provisoire" not in text
     assert (
         "- Indemnité forfaitaire pour frais de recouvrement (article D441-5 du Code de commerce, "
         "non soumise à TVA) : 40,00 €"
@@ -320,8 +385,10 @@ def test_french_formal_notice_states_interest_rate_indemnity_total_and_deadline(
     assert "- Total dû au 1er mai 2025 : 1 086,22 €" in text
     assert "la somme de 1 086,22 €, qui se décompose comme suit" in text
     assert "injonction de payer" in text
-    for figure in ("1 034,56 €", "13,15 %", "11,66 €", "40,00 €", "1 086,22 €"):
-        assert figure in plain(message.html)
+    html = plain(message.html)
+    for figure in ("1 034,56 €", "13,15 %", "11,66 €", "40,00 €", "1 086,22 €", "14 mai 2025"):
+        assert figure in html
+    assert '<td style="padding:4px 8px;">taux BCE + 10 points</td>' in html
 
 
 def test_english_formal_notice_states_interest_rate_indemnity_total_and_deadline() -> None:
@@ -329,12 +396,18 @@ def test_english_formal_notice_states_interest_rate_indemnity_total_and_deadline
     text = message.text
 
     assert message.subject == "Formal notice to pay – invoice F-2025-0042"
-    assert "We hereby give you formal notice to pay, within eight (8) days" in text
+    assert (
+        "We hereby give you formal notice to pay, by 14 May 2025 at the latest (8 business days "
+        "from this letter)"
+    ) in text
     assert "- Outstanding principal: €1,034.56" in text
     assert (
-        "- Late-payment interest at the annual rate of 13.15%, accrued from 1 April 2025, the "
-        "day after the due date, to 1 May 2025 (Article L441-10 of the French Commercial Code): "
-        "€11.66"
+        "- Late-payment interest (Article L441-10 of the French Commercial Code), accrued from "
+        "1 April 2025, the day after the due date, to 1 May 2025: €11.66"
+    ) in text
+    assert (
+        "- 1 April 2025 to 1 May 2025: 31 days on €1,034.56 at the annual rate of 13.15% "
+        "(ECB rate + 10 points)"
     ) in text
     assert "Article D441-5 of the French Commercial Code, not subject to VAT): €40.00" in text
     assert "- Total due as at 1 May 2025: €1,086.22" in text
@@ -356,6 +429,53 @@ def test_a_formal_notice_in_another_currency_adds_the_euro_indemnity_on_top() ->
     assert "the sum of US$5,056.30, plus the fixed indemnity of €40.00, made up" in text
     assert "Total due as at 1 May 2025: US$5,056.30, excluding the fixed indemnity" in text
     assert "excluding" not in renderer.render("formal_notice", ctx("en")).text
+
+
+def test_a_formal_notice_shows_a_contract_clause_and_says_a_rate_is_provisional() -> None:
+    # 2026-H2 at 3 × the legal rate, not confirmed yet: 3 × 2.62 = 7.86 %.
+    clause = InterestSegment(
+        principal=Money.of("1034.56", "EUR"),
+        start=date(2026, 7, 1),
+        end=date(2026, 7, 31),
+        days=31,
+        rate=Decimal("7.86"),
+        basis=RateBasis.CONTRACT,
+        clause="3x_legal",
+        half_year="2026-H2",
+        provisional=True,
+    )
+    french = plain(
+        renderer.render("formal_notice", ctx("fr", segments=[clause], provisional=True)).text
+    )
+    assert (
+        "au taux annuel de 7,86 % (clause contractuelle : 3 × taux d'intérêt légal) – taux "
+        "provisoire"
+    ) in french
+    assert "le montant des intérêts correspondant est provisoire" in french
+    english = renderer.render("formal_notice", ctx("en", segments=[clause], provisional=True)).text
+    assert "7.86% (contract clause: 3 × legal interest rate) – provisional rate" in english
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_late_payment_statement_lists_segments_interest_and_indemnity(language: str) -> None:
+    message = renderer.render("late_payment_statement", late_costs(language))
+    text = plain(message.text)
+    if language == "fr":
+        assert message.subject == "Relevé des pénalités de retard – facture F-2025-0042"
+        assert "a été réglée le 30 juillet 2025, soit après son échéance" in text
+        assert "L441-10 et D441-5" in text
+        assert "- Intérêts de retard, jusqu'au jour de chaque règlement : 299,86 €" in text
+        assert "- Total des pénalités de retard : 339,86 €" in text
+        assert "- du 1er mai 2025 au 30 juin 2025 : 61 jours sur 6 000,00 €" in text
+    else:
+        assert message.subject == "Statement of late-payment costs – invoice F-2025-0042"
+        assert "was paid on 30 July 2025, after its due date" in text
+        assert "- Total late-payment costs: €339.86" in text
+        assert (
+            "- 1 July 2025 to 30 July 2025: 30 days on €6,000.00 at the annual rate of 12.15%"
+            in text
+        )
+    assert text.count("40,00 €" if language == "fr" else "€40.00") == 1
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])
