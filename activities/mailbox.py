@@ -278,6 +278,10 @@ class MailboxActivities:
         renderer = self._messaging.renderer
         language = debtor.language if debtor.language in renderer.languages() else "en"
         context = self._context(batch, members, debtor, invoices, language)
+        with Session(self._messaging.engine) as session:
+            portal_url = self._messaging.portal_url(session, debtor.id)
+        if portal_url is not None:
+            context = context.model_copy(update={"portal_url": portal_url})
         try:
             rendered = renderer.render(CONSOLIDATED_TEMPLATE, context)
         except (TemplateNotFound, RenderError) as exc:

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -31,8 +31,10 @@ from config import Settings
 from domain.law import statement_of_amounts
 from domain.money import Money
 from domain.playbook import Channel, Recipient, Tone
+from domain.portal import personal_link
 from messages import MessageContext, Renderer, RenderError, TemplateNotFound
 from store.engine import transaction
+from store.portal import key_version
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice, utcnow
 
 
@@ -218,6 +220,11 @@ class MessagingActivities:
         with transaction(self._engine) as session:
             invoice = session.get(Invoice, request.invoice_number)
             debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
+            portal_url = (
+                self.portal_url(session, debtor.id)
+                if debtor is not None and request.recipient == Recipient.DEBTOR
+                else None
+            )
         if invoice is None or debtor is None:
             raise ApplicationError(
                 f"invoice {request.invoice_number} or its debtor is missing from the store",
@@ -226,6 +233,8 @@ class MessagingActivities:
             )
         language = debtor.language if debtor.language in self._renderer.languages() else "en"
         context = self._context(request, invoice, debtor, language)
+        if portal_url is not None:
+            context = context.model_copy(update={"portal_url": portal_url})
         # Template errors go to the caller: a send records them, a preview reports them.
         rendered = self._renderer.render(request.template, context)
         to_email, to_name = self._address(request.recipient, debtor)
@@ -239,6 +248,16 @@ class MessagingActivities:
             # Opaque ids only: SendGrid keeps custom args, and they come back in its events.
             custom_args={"invoice": request.invoice_number, "step": request.step_id},
             categories=[request.template],
+        )
+
+    def portal_url(self, session: Session, debtor_id: str) -> str | None:
+        """The debtor's personal page, signed now; None while the portal is not configured."""
+        secret = self._settings.portal_secret
+        if secret is None:
+            return None
+        version = key_version(session, debtor_id)
+        return personal_link(
+            self._settings.public_url, secret.get_secret_value(), debtor_id, version
         )
 
     def _address(self, recipient: Recipient, debtor: Debtor) -> tuple[str, str | None]:

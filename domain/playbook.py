@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from domain.lifecycle import ESCALATION_ORDER, Stage
+from domain.portal import PortalRules
 
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 _STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -157,6 +158,11 @@ class Playbook(BaseModel):
     plan_approval_installments: int = Field(default=6, ge=1)
     # A phone step gives a collector this many days to call.
     call_task_days: float = Field(default=2, gt=0)
+    # Whether the creditor claims late-payment interest and the 40 € indemnity from these
+    # debtors (the debtor portal states them only then).
+    claim_late_fees: bool = True
+    # What a debtor may propose alone on the portal.
+    portal: PortalRules = Field(default_factory=PortalRules)
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -107,6 +107,14 @@ class MessageContext(BaseModel):
     # A consolidated message: every invoice it is about, oldest due first. The single-invoice
     # fields above then describe the whole (numbers joined, totals, oldest dates).
     invoices: list[InvoiceLine] | None = None
+    # The debtor's personal page (signed link): debtor messages only, when the portal is on.
+    portal_url: str | None = None
+    # Answers to what the debtor did on their page: the reference of their dispute or plan,
+    # the date it will be answered by (ISO 10002), and a plan's outcome (active, proposed,
+    # rejected).
+    reference: str | None = None
+    deadline: date | None = None
+    outcome: str | None = None
 
     @property
     def interest_from(self) -> date:
@@ -389,4 +397,8 @@ def _sample_context(language: str) -> MessageContext:
         installment_amount=euros,
         installment_due_date=day,
         invoices=[line, line.model_copy(update={"invoice_number": "F-0002"})],
+        portal_url="https://relance.example/portal/l/sample",
+        reference="D-0001",
+        deadline=day,
+        outcome="active",
     )
