@@ -18,6 +18,7 @@ from activities.email import EmailSender, build_sender
 from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
+from activities.portal_notice import PortalNoticeActivities
 from activities.progress import ProgressActivities
 from config import Settings
 from messages import Renderer
@@ -26,6 +27,7 @@ from store.migrate import upgrade
 from workflows.client import connect
 from workflows.invoice import InvoiceWorkflow
 from workflows.mailbox import DebtorMailboxWorkflow
+from workflows.portal_notice import PortalNoticeWorkflow
 
 log = logging.getLogger("relance.worker")
 
@@ -48,7 +50,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[InvoiceWorkflow, DebtorMailboxWorkflow],
+        workflows=[InvoiceWorkflow, DebtorMailboxWorkflow, PortalNoticeWorkflow],
         activities=[
             progress.record_progress,
             messaging.send_message,
@@ -56,6 +58,7 @@ def build_worker(
             mailbox.enqueue_message,
             mailbox.send_batch,
             NotifyActivities(settings).notify_backoffice,
+            PortalNoticeActivities(messaging).send_portal_notice,
         ],
         # Store and SendGrid calls block: they run on a pool as large as the concurrency.
         activity_executor=ThreadPoolExecutor(max_workers=threads),

@@ -69,6 +69,10 @@ class SendRequest(BaseModel):
     target_stage: str | None = None
     installment_amount: Money | None = None
     installment_due_date: date | None = None
+    # Answers to the debtor's own actions on their page (activities/portal_notice.py).
+    reference: str | None = None
+    deadline: date | None = None
+    outcome: str | None = None
 
 
 class SendOutcome(BaseModel):
@@ -299,4 +303,7 @@ class MessagingActivities:
             target_stage=request.target_stage,
             installment_amount=request.installment_amount,
             installment_due_date=request.installment_due_date,
+            reference=request.reference,
+            deadline=request.deadline,
+            outcome=request.outcome,
         )

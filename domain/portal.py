@@ -40,7 +40,7 @@ class PortalRules(BaseModel):
 
     plan_max_installments: int = Field(default=12, ge=1, le=60)
     # From today to the last installment.
-    plan_max_days: int = Field(default=180, ge=1)
+    plan_max_days: int = Field(default=365, ge=1)
     # Days between two installments the portal proposes.
     plan_interval_days: int = Field(default=30, ge=1)
     # How far ahead a debtor may promise to pay.
@@ -174,9 +174,7 @@ def equal_installments(
     ]
 
 
-def plan_refusal(
-    rules: PortalRules, schedule: list[tuple[date, Money]], today: date
-) -> str | None:
+def plan_refusal(rules: PortalRules, schedule: list[tuple[date, Money]], today: date) -> str | None:
     """Why a debtor may not propose this schedule alone, or None when it is within limits."""
     if len(schedule) > rules.plan_max_installments:
         return (

@@ -252,6 +252,11 @@ def _nl2br(eval_ctx: EvalContext, value: str) -> str | Markup:
     return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
 
 
+# The formatting filters, for other Jinja2 environments that speak to the same people (the
+# debtor portal's pages): their context must hold `language`, as a message's does.
+FILTERS = {"money": _money, "date": _date, "percent": _percent, "nl2br": _nl2br}
+
+
 def _environment(directory: Path, autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory, encoding="utf-8"),
@@ -261,7 +266,7 @@ def _environment(directory: Path, autoescape: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(money=_money, date=_date, percent=_percent, nl2br=_nl2br)
+    env.filters.update(FILTERS)
     return env
 
 

@@ -7,13 +7,13 @@ message never has to write here.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import JSON, Column, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from store.tables import AMOUNT, Event, Invoice, utcnow
+from store.tables import Event, Invoice, utcnow
 
 
 class PortalKey(SQLModel, table=True):
@@ -25,20 +25,17 @@ class PortalKey(SQLModel, table=True):
     rotated_by: str = Field(max_length=128)
 
 
-class CheckoutLineBase(SQLModel):
-    invoice_number: str = Field(max_length=64)
-    amount: Decimal = Field(sa_type=AMOUNT)
-    currency: str = Field(max_length=3)
-
-
 class PortalCheckout(SQLModel, table=True):
     """A payment session the portal opened with a provider: which invoices, for how much. The
     provider's completion event is matched against this, never trusted for amounts alone."""
 
     __tablename__ = "portal_checkout"
 
-    id: str = Field(primary_key=True, max_length=255)
+    # Ours (`chk-...`): also the provider request's idempotency key.
+    id: str = Field(primary_key=True, max_length=64)
     provider: str = Field(max_length=16)
+    # The provider's session id, set once it opened the session.
+    session_id: str | None = Field(default=None, unique=True, max_length=255)
     debtor_id: str = Field(foreign_key="debtor.id", index=True, max_length=64)
     lines: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
@@ -68,7 +65,7 @@ def key_version(session: Session, debtor_id: str) -> int:
 
 def rotate_key(session: Session, debtor_id: str, by: str) -> int:
     """Bump the debtor's key version (conditional UPDATE, so two rotations both count)."""
-    changed = session.exec(  # type: ignore[call-overload]
+    changed = session.exec(
         update(PortalKey)
         .where(col(PortalKey.debtor_id) == debtor_id)
         .values(version=PortalKey.version + 1, rotated_at=utcnow(), rotated_by=by)
@@ -82,7 +79,7 @@ def rotate_key(session: Session, debtor_id: str, by: str) -> int:
     return row.version
 
 
-def open_invoices(session: Session, debtor_id: str, closed: frozenset[str]) -> list[Invoice]:
+def open_invoices(session: Session, debtor_id: str, closed: Collection[str]) -> list[Invoice]:
     return list(
         session.exec(
             select(Invoice)

@@ -28,6 +28,7 @@ from api.errors import Invalid, NotFound, ServerMisconfigured
 from api.schemas import MoneyPublic
 from config import Settings
 from domain.holds import HoldRequest
+from domain.lifecycle import TERMINAL_STAGES
 from domain.playbook import (
     Playbook,
     PlaybookError,
@@ -47,6 +48,7 @@ from domain.selection import (
 from messages.render import Renderer
 from store import debtors as store
 from store.engine import transaction
+from store.portal import open_invoices, record_portal_event
 from store.tables import Debtor, DebtorOverride
 
 log = logging.getLogger("relance.api")
@@ -255,3 +257,53 @@ def _clear_override(engine: Engine, debtor_id: str, principal: Principal) -> Non
 
 async def clear_override(engine: Engine, debtor_id: str, principal: Principal) -> None:
     await to_thread.run_sync(_clear_override, engine, debtor_id, principal)
+
+
+# ------------------------------------------------------------------ contact details
+
+
+@dataclass(frozen=True)
+class ContactCorrected:
+    debtor_id: str
+    # Whether the address had bounced: messages may use email again.
+    cleared_bounce: bool
+    # Open invoices whose history records the correction.
+    invoices: tuple[str, ...]
+
+
+def correct_debtor_contact(engine: Engine, debtor_id: str, email: str, by: str) -> ContactCorrected:
+    """A corrected email address, from the debtor (portal) or a collector: stored, and a bounce
+    recorded on the old address cleared. The invoices' histories say who changed it, not the
+    address itself (no personal data in the timeline).
+
+    The running workflows still follow the fallback channel a bounce switched them to until
+    they are told (seam: an `address_corrected` signal, for the workflow's owner to add).
+    """
+    with transaction(engine) as session:
+        debtor = _debtor_or_404(session, debtor_id)
+        bounced = debtor.email_invalid_at is not None
+        changed = debtor.email.casefold() != email.casefold()
+        debtor.email = email
+        debtor.email_invalid_at = None
+        debtor.updated_at = datetime.now(UTC)
+        session.add(debtor)
+        invoices = open_invoices(session, debtor_id, TERMINAL_STAGES)
+        stamp = debtor.updated_at.strftime("%Y%m%dT%H%M%S%f")
+        for invoice in invoices:
+            summary = f"Contact email {'corrected' if changed else 'confirmed'} by {by}"
+            if bounced:
+                summary += ": the earlier bounce is cleared"
+            record_portal_event(
+                session,
+                invoice,
+                f"contact:{stamp}",
+                "contact_corrected",
+                summary,
+                {"by": by, "cleared_bounce": bounced},
+            )
+    log.info("contact of debtor %s corrected by %s", debtor_id, by)
+    return ContactCorrected(
+        debtor_id=debtor_id,
+        cleared_bounce=bounced,
+        invoices=tuple(invoice.number for invoice in invoices),
+    )

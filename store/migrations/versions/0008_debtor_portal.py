@@ -17,8 +17,6 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-AMOUNT = sa.Numeric(18, 4)
-
 
 def upgrade() -> None:
     op.create_table(
@@ -31,14 +29,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "portal_checkout",
-        sa.Column("id", sa.String(length=255), nullable=False),
+        sa.Column("id", sa.String(length=64), nullable=False),
         sa.Column("provider", sa.String(length=16), nullable=False),
+        sa.Column("session_id", sa.String(length=255), nullable=True),
         sa.Column("debtor_id", sa.String(length=64), sa.ForeignKey("debtor.id"), nullable=False),
         sa.Column("lines", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_event_id", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("session_id"),
     )
     op.create_index("ix_portal_checkout_debtor_id", "portal_checkout", ["debtor_id"])
     op.create_table(
