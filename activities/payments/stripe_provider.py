@@ -106,11 +106,11 @@ class StripeProvider:
             raise InvalidWebhook("the body is not a Stripe event") from err
         if event.type not in _PAID_EVENTS:
             return None
-        session = event.data.object
+        session = event.data.object.to_dict()
         if session.get("payment_status") not in ("paid", "no_payment_required"):
             return None  # a SEPA debit still clearing: its own event comes later
         return CompletedCheckout(
-            event_id=event.id,
+            event_id=str(event.id),
             session_id=str(session["id"]),
             amount_minor=session.get("amount_total"),
             currency=(session.get("currency") or "").upper() or None,

@@ -95,6 +95,12 @@ DONE_KEYS = frozenset(
 )
 
 
+class BadSignature(ApiError):
+    """A provider notification that does not verify: forged, altered, or too old."""
+
+    status_code = 400
+
+
 class InvalidLink(Exception):
     """Altered, expired, revoked, unknown or absent: all answered alike, on purpose."""
 
@@ -442,7 +448,7 @@ async def stripe_webhook(
     try:
         paid = provider.completed_checkout(payload, signature)
     except InvalidWebhook as err:
-        raise Invalid(str(err)) from err
+        raise BadSignature(str(err)) from err
     if paid is None:
         return {"received": True, "recorded": []}
     if await to_thread.run_sync(_seen_event, engine, paid.event_id):
@@ -482,7 +488,7 @@ class Upload:
     claimed_type: str | None
 
 
-def _amount(raw: str | None, currency: str) -> Decimal | None:
+def _amount(raw: str | None) -> Decimal | None:
     text = (raw or "").strip().replace(",", ".").replace(" ", "")
     if not text:
         return None
@@ -562,8 +568,11 @@ async def open_dispute(
         raise Invalid("details: say what is wrong when the reason is 'other'")
     media = check_upload(settings, upload) if upload is not None else None
     text = f"{picked.value}: {details}" if details else picked.value
+    disputed = _amount(amount)
     body = DisputeCreate(
-        reason=text[:2000], currency=invoice.currency, amount=_amount(amount, invoice.currency)
+        reason=text[:2000],
+        currency=invoice.currency if disputed is not None else None,
+        amount=disputed,
     )
     opened = await collection.open_dispute(engine, client, settings, number, body, PORTAL_PRINCIPAL)
     if upload is not None and media is not None:
