@@ -20,6 +20,7 @@ from pathlib import Path
 import filetype
 from anyio import to_thread
 from email_validator import EmailNotValidError, validate_email
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -36,6 +37,7 @@ from activities.payments import (
 from api.auth import Principal, Role
 from api.collection_schemas import DisputeCreate, PlanCreate
 from api.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
+from api.portal.notices import send_notice
 from api.schemas import PaymentCreate
 from api.services import collection, debtors, invoices
 from api.services.collection import apply, new_id
@@ -569,18 +571,19 @@ async def open_dispute(
     media = check_upload(settings, upload) if upload is not None else None
     text = f"{picked.value}: {details}" if details else picked.value
     disputed = _amount(amount)
-    body = DisputeCreate(
-        reason=text[:2000],
-        currency=invoice.currency if disputed is not None else None,
-        amount=disputed,
-    )
+    try:
+        body = DisputeCreate(
+            reason=text[:2000],
+            currency=invoice.currency if disputed is not None else None,
+            amount=disputed,
+        )
+    except ValidationError as err:
+        raise Invalid(f"amount: {err.errors()[0]['msg']}") from None
     opened = await collection.open_dispute(engine, client, settings, number, body, PORTAL_PRINCIPAL)
     if upload is not None and media is not None:
         await to_thread.run_sync(
             _store_attachment, settings, engine, number, opened.dispute_id, upload, media
         )
-    from api.portal.notices import send_notice
-
     await send_notice(client, settings, "dispute_acknowledgment", number, opened.dispute_id)
     return opened.dispute_id
 
@@ -628,8 +631,6 @@ async def propose_plan(
     proposed = await collection.propose_plan(
         engine, client, settings, number, body, PORTAL_PRINCIPAL
     )
-    from api.portal.notices import send_notice
-
     await send_notice(
         client, settings, "plan_outcome", number, proposed.plan_id, proposed.plan_status
     )
