@@ -177,6 +177,17 @@ async def test_forms_need_the_csrf_token_and_the_debtors_own_invoice(api: Api) -
     )
     assert late.status_code == 422 and "up to" in late.text
 
+    # Within the playbook's limit: the same promise a collector records; escalation waits.
+    soon = (date.today() + timedelta(days=10)).isoformat()
+    kept = await api.http.post(url, data={"csrf": csrf, "until": soon})
+    assert kept.status_code == 303 and kept.headers["location"] == "/portal?done=promise"
+    assert (await api.invoice("PL-C1"))["stage"] == "promised"
+    history = (await api.get("/v1/invoices/PL-C1/history")).json()
+    assert any(
+        e["kind"] == "promise_recorded" and f"by {soon} recorded by debtor (portal)" in e["summary"]
+        for e in history
+    ), history
+
 
 # ------------------------------------------------------------------ paying
 
@@ -354,3 +365,30 @@ async def test_a_corrected_email_clears_the_bounce_and_a_data_request_reaches_op
     with Session(api.engine) as session:
         task = session.get(Task, data_tasks[0]["id"])
         assert task is not None and task.notes == "copy please"
+
+
+async def test_a_plan_within_the_limits_is_active_at_once_and_the_debtor_told(api: Api) -> None:
+    await handed_over(api, late_invoice("PL-L1", "DEB-L"))
+    page = await open_page(api, link("DEB-L"))
+    csrf = csrf_of(page)
+    url = "/portal/invoices/PL-L1/plan"
+    first = (date.today() + timedelta(days=5)).isoformat()
+
+    # The default playbook lets a debtor propose up to 12 installments.
+    too_many = await api.http.post(url, data={"csrf": csrf, "count": "13", "first": first})
+    assert too_many.status_code == 422 and "at most 12 installments" in too_many.text
+
+    # 3 x 400 € is under the four-eyes limits (5 000 €, 6 installments): active at once.
+    done = await api.http.post(url, data={"csrf": csrf, "count": "3", "first": first})
+    assert done.status_code == 303, done.text
+    assert "done=plan_active" in done.headers["location"]
+    plan_id = done.headers["location"].rsplit("ref=", 1)[1]
+    plans = (await api.get("/v1/invoices/PL-L1/payment-plan", role=Role.COLLECTOR)).json()
+    active = [p for p in plans if p["id"] == plan_id]
+    assert active and active[0]["status"] == "active"
+    assert [i["amount"]["amount"] for i in active[0]["installments"]] == ["400.00"] * 3
+
+    async def told() -> bool:
+        return any(plan_id in str(m) for m in api.outbox.glob("*.eml") if "plan_outcome" in m.name)
+
+    await eventually(told, within=30, what="the plan's confirmation")
