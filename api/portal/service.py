@@ -351,13 +351,13 @@ def _checkout_lines(engine: Engine, visit: Visit, numbers: list[str]) -> list[Ch
     return lines
 
 
-def _store_checkout(engine: Engine, visit: Visit, lines: list[CheckoutLine]) -> str:
+def _store_checkout(engine: Engine, provider: str, visit: Visit, lines: list[CheckoutLine]) -> str:
     reference = f"chk-{uuid.uuid4().hex}"
     with transaction(engine) as session:
         session.add(
             PortalCheckout(
                 id=reference,
-                provider="stripe",
+                provider=provider,
                 debtor_id=visit.debtor_id,
                 lines=[
                     {
@@ -387,7 +387,7 @@ async def start_checkout(
     if provider is None:
         raise NotFound("online payment is not available")
     lines = await to_thread.run_sync(_checkout_lines, engine, visit, numbers)
-    reference = await to_thread.run_sync(_store_checkout, engine, visit, lines)
+    reference = await to_thread.run_sync(_store_checkout, engine, provider.name, visit, lines)
     base = settings.public_url.rstrip("/")
     try:
         checkout = await to_thread.run_sync(
