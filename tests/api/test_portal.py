@@ -392,3 +392,21 @@ async def test_a_plan_within_the_limits_is_active_at_once_and_the_debtor_told(ap
         return any(plan_id in str(m) for m in api.outbox.glob("*.eml") if "plan_outcome" in m.name)
 
     await eventually(told, within=30, what="the plan's confirmation")
+
+
+async def test_requests_are_rate_limited_per_link(
+    api: Api, settings: Settings, dev_env: WorkflowEnvironment
+) -> None:
+    await handed_over(api, late_invoice("PL-R1", "DEB-R"))
+    strict = settings.model_copy(update={"portal_rate_per_token": 3})
+    app = create_app(strict, client=dev_env.client, engine=api.engine)
+    async with serve(app) as http:
+        limited = Api(http=http, engine=api.engine, settings=strict, outbox=api.outbox)
+        first = await open_page(limited, link("DEB-R"))  # the link, then the page: 2 hits
+        assert first.status_code == 200
+        assert (await http.get("/portal")).status_code == 200
+        refused = await http.get("/portal")
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
+        assert "PL-R1" not in refused.text
+        # Another debtor's link, from the same address, is counted apart.
+        assert (await open_page(limited, link("DEB-A-OTHER"))).status_code == 404
