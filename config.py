@@ -93,6 +93,53 @@ class Settings(BaseSettings):
     backoffice_webhook_secret: SecretStr | None = None
     backoffice_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # --- The debtor portal ------------------------------------------------------------------
+    # Signs every debtor's personal link; unset, messages carry no link and /portal answers 404.
+    portal_secret: SecretStr | None = None
+    # How long a personal link stays valid (rotating a debtor's portal key voids it sooner).
+    portal_link_days: float = Field(default=60, gt=0)
+    # Where debtors reach the API from (links in messages, payment return pages).
+    public_url: str = "http://127.0.0.1:8000"
+    # Who the debtor can write to or call about their invoices.
+    creditor_contact_email: str = "recouvrement@example.com"
+    creditor_contact_phone: str | None = None
+    # Bank transfer: the IBAN and BIC shown with a structured (RF, ISO 11649) reference.
+    creditor_iban: str = "FR76 3000 6000 0112 3456 7890 189"
+    creditor_bic: str | None = None
+    # Attachments to a dispute: stored here (never served back), at most this many bytes.
+    portal_upload_dir: Path | None = None
+    portal_upload_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # Requests per minute, per link and per client address.
+    portal_rate_per_token: int = Field(default=60, gt=0)
+    portal_rate_per_address: int = Field(default=120, gt=0)
+    # Card and SEPA payments through Stripe: without a key the portal shows no pay button.
+    stripe_api_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    stripe_payment_methods: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["card", "sepa_debit"]
+    )
+
+    @field_validator("stripe_payment_methods", mode="before")
+    @classmethod
+    def _split_payment_methods(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_portal(self) -> Settings:
+        secret = self.portal_secret
+        if secret and len(secret.get_secret_value()) < 32:
+            raise ValueError("RELANCE_PORTAL_SECRET must be at least 32 characters")
+        if self.stripe_api_key and not self.stripe_webhook_secret:
+            raise ValueError(
+                "RELANCE_STRIPE_API_KEY needs RELANCE_STRIPE_WEBHOOK_SECRET: payments are "
+                "recorded from Stripe's signed webhook only"
+            )
+        return self
+
     @field_validator("backoffice_webhook_urls", mode="before")
     @classmethod
     def _split_webhook_urls(cls, value: object) -> object:
@@ -183,6 +230,14 @@ class Settings(BaseSettings):
     @property
     def resolved_outbox_dir(self) -> Path:
         return self.outbox_dir or self.data_dir / "outbox"
+
+    @property
+    def resolved_portal_upload_dir(self) -> Path:
+        return self.portal_upload_dir or self.data_dir / "portal-uploads"
+
+    @property
+    def payments_enabled(self) -> bool:
+        return bool(self.stripe_api_key and self.stripe_webhook_secret)
 
     @property
     def temporal_target(self) -> str:

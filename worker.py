@@ -20,6 +20,7 @@ from activities.law import LawActivities
 from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
+from activities.portal_notice import PortalNoticeActivities
 from activities.progress import ProgressActivities
 from config import Settings
 from domain.rates import RateTable, provisional_warning
@@ -29,6 +30,7 @@ from store.migrate import upgrade
 from workflows.client import connect
 from workflows.invoice import InvoiceWorkflow
 from workflows.mailbox import DebtorMailboxWorkflow
+from workflows.portal_notice import PortalNoticeWorkflow
 
 log = logging.getLogger("relance.worker")
 
@@ -63,7 +65,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=[InvoiceWorkflow, DebtorMailboxWorkflow],
+        workflows=[InvoiceWorkflow, DebtorMailboxWorkflow, PortalNoticeWorkflow],
         activities=[
             delivery.deliver,
             delivery.record,
@@ -76,6 +78,7 @@ def build_worker(
             mailbox.send_batch,
             NotifyActivities(settings).notify_backoffice,
             LawActivities(settings).late_payment_costs,
+            PortalNoticeActivities(messaging).send_portal_notice,
         ],
         # Store and SendGrid calls block: they run on a pool as large as the concurrency.
         activity_executor=ThreadPoolExecutor(max_workers=threads),

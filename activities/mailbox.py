@@ -328,6 +328,10 @@ def consolidated_email(
     renderer = messaging.renderer
     language = debtor.language if debtor.language in renderer.languages() else "en"
     context = _consolidated_context(messaging, day, requests, debtor, invoices, language)
+    with Session(messaging.engine) as session:
+        portal_url = messaging.portal_url(session, debtor.id)
+    if portal_url is not None:
+        context = context.model_copy(update={"portal_url": portal_url})
     try:
         rendered = renderer.render(CONSOLIDATED_TEMPLATE, context)
     except (TemplateNotFound, RenderError) as exc:
@@ -378,9 +382,7 @@ def _consolidated_context(
             with Session(messaging.engine) as session:
                 payments = list(payments_of(session, invoice.number))
             # The same statement as a single message: payments, clause, debtor's law.
-            statement = messaging.statement(
-                invoice, debtor, payments, outstanding, day
-            )
+            statement = messaging.statement(invoice, debtor, payments, outstanding, day)
         if statement is not None:
             rate = statement.rate
             line = line.model_copy(

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -41,11 +41,13 @@ from domain.playbook import (
     Tone,
     playbook_directories,
 )
+from domain.portal import personal_link
 from domain.rates import RateUnknownError
 from messages import MessageContext, Renderer, RenderError, TemplateNotFound
 from store.engine import transaction
 from store.invoices import payments_of
 from store.messages import record_sent_message
+from store.portal import key_version
 from store.statements import late_costs_for, statement_for
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice, Payment, utcnow
 
@@ -84,6 +86,10 @@ class SendRequest(BaseModel):
     target_stage: str | None = None
     installment_amount: Money | None = None
     installment_due_date: date | None = None
+    # Answers to the debtor's own actions on their page (activities/portal_notice.py).
+    reference: str | None = None
+    deadline: date | None = None
+    outcome: str | None = None
 
 
 class SendOutcome(BaseModel):
@@ -254,6 +260,11 @@ class MessagingActivities:
             invoice = session.get(Invoice, request.invoice_number)
             debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
             payments = list(payments_of(session, request.invoice_number)) if invoice else []
+            portal_url = (
+                self.portal_url(session, debtor.id)
+                if debtor is not None and request.recipient == Recipient.DEBTOR
+                else None
+            )
         if invoice is None or debtor is None:
             raise ApplicationError(
                 f"invoice {request.invoice_number} or its debtor is missing from the store",
@@ -262,6 +273,8 @@ class MessagingActivities:
             )
         language = debtor.language if debtor.language in self._renderer.languages() else "en"
         context = self._context(request, invoice, debtor, payments, language)
+        if portal_url is not None:
+            context = context.model_copy(update={"portal_url": portal_url})
         # Template errors go to the caller: a send records them, a preview reports them.
         rendered = self._renderer.render(request.template, context)
         to_email, to_name = self._address(request.recipient, debtor)
@@ -275,6 +288,16 @@ class MessagingActivities:
             # Opaque ids only: SendGrid keeps custom args, and they come back in its events.
             custom_args={"invoice": request.invoice_number, "step": request.step_id},
             categories=[request.template],
+        )
+
+    def portal_url(self, session: Session, debtor_id: str) -> str | None:
+        """The debtor's personal page, signed now; None while the portal is not configured."""
+        secret = self._settings.portal_secret
+        if secret is None:
+            return None
+        version = key_version(session, debtor_id)
+        return personal_link(
+            self._settings.public_url, secret.get_secret_value(), debtor_id, version
         )
 
     def _address(self, recipient: Recipient, debtor: Debtor) -> tuple[str, str | None]:
@@ -355,13 +378,17 @@ class MessagingActivities:
             total_due=statement.total if statement else None,
             segments=list(statement.segments) if statement else None,
             provisional=statement.provisional if statement else None,
-            deadline=add_business_days(request.as_of, days, debtor.country, debtor.subdivision),
+            # A portal acknowledgment names its own answer date; a notice counts business days.
+            deadline=request.deadline
+            or add_business_days(request.as_of, days, debtor.country, debtor.subdivision),
             deadline_business_days=days,
             paid=request.paid,
             approval_id=request.approval_id,
             target_stage=request.target_stage,
             installment_amount=request.installment_amount,
             installment_due_date=request.installment_due_date,
+            reference=request.reference,
+            outcome=request.outcome,
         )
         if costs is None:
             return context

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from api.errors import install_error_handlers, temporal_unreachable
+from api.portal.routes import install_portal
 from api.routes import router
 from config import Settings, get_settings
 from store.engine import make_engine
@@ -79,4 +80,5 @@ def create_app(
     app.state.engine = engine
     install_error_handlers(app)
     app.include_router(router)
+    install_portal(app)
     return app

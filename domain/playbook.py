@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from domain.lifecycle import ESCALATION_ORDER, Stage
+from domain.portal import PortalRules
 
 DEFAULT_PLAYBOOKS_DIR = Path(__file__).resolve().parent.parent / "playbooks"
 _STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -175,6 +176,11 @@ class Playbook(BaseModel):
     # states the deadline as a calendar date.
     formal_notice_deadline_business_days: int = Field(default=8, ge=1, le=60)
     late_payment_costs: LatePaymentCostsAction = LatePaymentCostsAction.NOTIFY_BACKOFFICE
+    # Whether the creditor claims late-payment interest and the 40 € indemnity from these
+    # debtors (the debtor portal states them only then).
+    claim_late_fees: bool = True
+    # What a debtor may propose alone on the portal.
+    portal: PortalRules = Field(default_factory=PortalRules)
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -118,6 +118,13 @@ class MessageContext(BaseModel):
     deadline_business_days: int | None = None
     # An invoice paid late: the day the last payment settled it (statement of late costs).
     paid_on: date | None = None
+    # The debtor's personal page (signed link): debtor messages only, when the portal is on.
+    portal_url: str | None = None
+    # Answers to what the debtor did on their page: the reference of their dispute or plan,
+    # the date it will be answered by (ISO 10002), and a plan's outcome (active, proposed,
+    # rejected).
+    reference: str | None = None
+    outcome: str | None = None
 
     @property
     def interest_from(self) -> date:
@@ -307,6 +314,17 @@ def _nl2br(eval_ctx: EvalContext, value: str) -> str | Markup:
     return Markup("<br>\n").join(escape(line) for line in str(value).splitlines())
 
 
+# The formatting filters, for other Jinja2 environments that speak to the same people (the
+# debtor portal's pages): their context must hold `language`, as a message's does.
+FILTERS = {
+    "money": _money,
+    "date": _date,
+    "percent": _percent,
+    "nl2br": _nl2br,
+    "basis": _basis,
+}
+
+
 def _environment(directory: Path, autoescape: bool) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory, encoding="utf-8"),
@@ -316,7 +334,7 @@ def _environment(directory: Path, autoescape: bool) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
     )
-    env.filters.update(money=_money, date=_date, percent=_percent, nl2br=_nl2br, basis=_basis)
+    env.filters.update(FILTERS)
     return env
 
 
@@ -479,4 +497,7 @@ def _sample_context(language: str) -> MessageContext:
         deadline=day,
         deadline_business_days=8,
         paid_on=day,
+        portal_url="https://relance.example/portal/l/sample",
+        reference="D-0001",
+        outcome="active",
     )

@@ -87,6 +87,13 @@ def record_snapshot(
 
 def _add_payment(session: Session, number: str, change: PaymentChange, at: datetime) -> None:
     result = change.result
+    known = session.exec(
+        select(Payment.id).where(
+            Payment.invoice_number == number, Payment.reference == result.reference
+        )
+    ).first()
+    if known is not None:
+        return  # written already: the API acknowledged it, or the workflow recorded it
     session.add(
         Payment(
             invoice_number=number,

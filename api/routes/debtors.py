@@ -37,7 +37,7 @@ async def correct_contact(
     principal: Collector,
 ) -> DebtorPublic:
     return await debtors.correct_debtor_contact(
-        engine, client, settings, debtor_id, body, principal
+        engine, client, settings, debtor_id, body, principal.name
     )
 
 

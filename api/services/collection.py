@@ -45,6 +45,7 @@ from api.collection_schemas import (
     check_scale,
 )
 from api.errors import Conflict, Invalid, NotFound, Unavailable, from_temporal
+from api.portal.notices import send_notice
 from api.schemas import MoneyPublic
 from api.services.debtors import playbook_library
 from api.services.invoices import TEMPORAL_ERRORS, playbook_named, read_invoice, rpc_timeout
@@ -63,6 +64,7 @@ from domain.holds import (
 )
 from domain.lifecycle import TERMINAL_STAGES, InvoiceStatus
 from domain.money import Money
+from domain.portal import PORTAL_ACTOR
 from store.tables import Dispute, Invoice, PaymentPlan
 from store.timeline import acknowledge
 from workflows.client import invoice_handle
@@ -373,6 +375,17 @@ def _proposed_plan(engine: Engine, number: str, plan_id: str) -> None:
         raise Conflict(f"payment plan {plan_id} is not awaiting a decision: it is {row.status}{by}")
 
 
+async def _tell_portal_debtor(
+    engine: Engine, client: Client, settings: Settings, number: str, plan_id: str, approved: bool
+) -> None:
+    """A plan the debtor proposed on their page: they are told the decision by email.
+    (Seam: once the invoice's machine emits this as an effect, this call goes.)"""
+    stored = await to_thread.run_sync(_stored_plan, engine, plan_id)
+    if stored is not None and stored.proposed_by == PORTAL_ACTOR:
+        outcome = "active" if approved else "rejected"
+        await send_notice(client, settings, "plan_outcome", number, plan_id, outcome)
+
+
 async def decide_plan(
     engine: Engine,
     client: Client,
@@ -390,6 +403,7 @@ async def decide_plan(
     state, applied = await apply(
         engine, client, settings, number, InvoiceWorkflow.decide_payment_plan, decision
     )
+    await _tell_portal_debtor(engine, client, settings, number, plan_id, body.approve)
     log.info(
         "plan %s on invoice %s decided (approve=%s) by %s",
         plan_id,

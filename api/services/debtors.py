@@ -281,14 +281,14 @@ async def correct_debtor_contact(
     settings: Settings,
     debtor_id: str,
     body: ContactCorrection,
-    principal: Principal,
+    by: str,
 ) -> DebtorPublic:
-    """Store the corrected address, then tell every running invoice of the debtor: those whose
-    email bounced use it again, and each invoice's history says when and by whom."""
+    """Store the corrected address (from a collector, or the debtor on the portal), then tell
+    every running invoice of the debtor: those whose email bounced use it again, and each
+    invoice's history says when and by whom (never the address itself)."""
     public, numbers = await to_thread.run_sync(_correct, engine, settings, debtor_id, body)
-    await contact_corrected(
-        client, settings, numbers, debtor_id, by=principal.name, reason=body.reason
-    )
+    await contact_corrected(client, settings, numbers, debtor_id, by=by, reason=body.reason)
+    log.info("contact of debtor %s corrected by %s", debtor_id, by)
     return public
 
 

@@ -19,6 +19,7 @@ from messages.render import InvoiceLine
 SHIPPED = [
     "approval_reminder",
     "consolidated",
+    "dispute_acknowledgment",
     "dispute_reminder",
     "formal_notice",
     "installment_reminder",
@@ -27,6 +28,7 @@ SHIPPED = [
     "legal_handoff",
     "mediation",
     "mediation_file",
+    "plan_outcome",
     "pre_reminder",
     "reminder",
     "thank_you",
@@ -143,6 +145,10 @@ def for_template(template: str, language: str) -> MessageContext:
         return ctx(language, outstanding=Money.of(0, "EUR"), paid=Money.of("1034.56", "EUR"))
     if template == "late_payment_statement":
         return late_costs(language)
+    if template == "dispute_acknowledgment":
+        return ctx(language, reference="D-7F3A", deadline=date(2025, 6, 20))
+    if template == "plan_outcome":
+        return ctx(language, reference="P-7F3A", outcome="proposed")
     return ctx(language)
 
 
@@ -733,3 +739,16 @@ def test_a_language_babel_does_not_know_is_a_render_error(tmp_path: Path) -> Non
 
     with pytest.raises(RenderError, match="xx"):
         Renderer(tmp_path).render("note", ctx("xx"))
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("template", [*DEBTOR_FACING, "consolidated"])
+def test_debtor_messages_carry_the_personal_link(template: str, language: str) -> None:
+    link = "https://pay.example/portal/l/abc.def"
+    base = for_template(template, language)
+    message = renderer.render(template, base.model_copy(update={"portal_url": link}))
+    assert link in message.text
+    assert f'href="{link}"' in message.html
+    # Without a portal, no dangling sentence.
+    bare = renderer.render(template, base)
+    assert "/portal/" not in bare.text and "/portal/" not in bare.html
