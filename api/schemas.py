@@ -69,7 +69,9 @@ US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
 """
 COUNTRIES = frozenset(_COUNTRY_CODES.split())
 # IANA time zones the debtor may be given (the tz database this Python reads).
-TIMEZONES = frozenset(available_timezones())
+# (Without the system's own aliases: "localtime" is this machine's zone, "Factory" no zone.)
+TIMEZONES = frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+TimeZoneName = Annotated[str, Field(json_schema_extra={"enum": list[JsonValue](sorted(TIMEZONES))})]
 # Languages the message templates exist in.
 Language = Literal["fr", "en"]
 
@@ -249,11 +251,10 @@ class DebtorIn(BaseModel):
     )
     headcount: int | None = Field(default=None, ge=0, le=10_000_000, examples=[42])
     # Where the debtor is, for business days and the send window.
-    timezone: str | None = Field(
+    timezone: TimeZoneName | None = Field(
         default=None,
         examples=["Europe/Paris"],
         description="IANA time zone; default: the country's main one",
-        json_schema_extra={"enum": list[JsonValue](sorted(TIMEZONES))},
     )
     subdivision: SingleLine | None = Field(
         default=None,

@@ -7,6 +7,7 @@ approval within seconds.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
@@ -193,3 +194,22 @@ async def test_history_lists_steps_messages_and_decisions_in_order(api: Api) -> 
     assert all(e["detail"]["subject"] for e in sent)
     # No personal data in the timeline: recipients are roles, not addresses.
     assert "dupont.example" not in response.text
+
+
+async def test_concurrent_decisions_one_wins_the_others_are_409(api: Api) -> None:
+    # Three collectors click at once: one decision is applied, the others are told it was
+    # already decided (once [200, 500, 500]).
+    assert (await api.hand_over(late_invoice("INV-APR-RACE"))).status_code == 201
+    approval = await pending_approval(api, "INV-APR-RACE")
+
+    responses = await asyncio.gather(
+        *(decide(api, approval["id"], approve=True, comment=f"collector {i}") for i in range(3))
+    )
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 409, 409], [r.text for r in responses]
+    for refused in (r for r in responses if r.status_code == 409):
+        assert problem(refused, 409)["type"] in (
+            "urn:relance:problem:stale-approval",
+            "urn:relance:problem:conflict",
+        )
