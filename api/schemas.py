@@ -137,6 +137,8 @@ def _revenue(value: object) -> Decimal:
         return Decimal(value)
     if isinstance(value, str) and _REVENUE.fullmatch(value):
         return Decimal(value)
+    if isinstance(value, int | str) and str(value).startswith("-"):
+        raise ValueError(f"a turnover cannot be negative, got {value!r}")
     raise ValueError(
         'a yearly turnover in euros: a decimal string such as "1800000" or a whole JSON '
         f"number, from 0 to below 10^15, got {value!r}"
