@@ -40,7 +40,12 @@ from domain.money import MAX_AMOUNT, Currency, Money, check_amount, quantize
 # newline, Python's does, hence fullmatch). ASCII digits only: Python's \d also takes "١٢".
 AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,3})?$"
 REVENUE_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,2})?$"
+# Zero written any way ("0", "00.000"): matches the amount pattern, is not an amount.
+ZERO_PATTERN = r"^0+(\.0+)?$"
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# What the schema states of a date: the syntax, and the year from the window's start (2015)
+# on. The window's end moves with today: the description says it, the API checks it.
+WINDOW_DATE_PATTERN = r"^(201[5-9]|20[2-9][0-9]|2[1-9][0-9]{2}|[3-9][0-9]{3})-[0-9]{2}-[0-9]{2}$"
 NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 # Names, references, labels: one line of printable text. No C0/C1 control characters (CR,
 # LF, NUL, ESC...), no DEL, no Unicode line or paragraph separators: such a character in a
@@ -123,6 +128,7 @@ AmountString = Annotated[
         {
             "type": "string",
             "pattern": AMOUNT_PATTERN,
+            "not": {"pattern": ZERO_PATTERN},
             "examples": ["1200.00"],
             "description": "a decimal string greater than 0 and below 10^12, with no more "
             "decimals than the currency has (EUR 2, JPY 0, BHD 3)",
@@ -207,6 +213,7 @@ IsoDate = Annotated[
         examples=["2026-03-31"],
         description=f"YYYY-MM-DD, from {EARLIEST_DATE.isoformat()} (where the interest rate "
         f"tables start) to {YEARS_AHEAD} years from today",
+        json_schema_extra={"pattern": WINDOW_DATE_PATTERN},
     ),
 ]
 
