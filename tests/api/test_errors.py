@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
 from temporalio import workflow
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
@@ -18,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from api.app import create_app
 from api.auth import Role
 from api.errors import from_temporal
 from config import Settings
@@ -79,6 +81,24 @@ async def test_a_422_lists_each_invalid_field_with_its_location(api: Api) -> Non
     errors = field_errors(await api.hand_over(body))
 
     assert set(errors) == {"body.currency", "body.amount"}
+
+
+async def test_a_bug_is_a_500_problem_not_a_plain_text_page() -> None:
+    app = create_app(
+        Settings(_env_file=None), client=cast(Any, object()), engine=cast(Any, object())
+    )
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://relance.test") as http:
+        response = await http.get("/boom")
+
+    body = problem(response, 500)
+    assert body["type"] == "urn:relance:problem:server-error"
+    assert "a bug" not in body["detail"]  # internals stay in the server's log
 
 
 # ------------------------------------------------------------------ the OpenAPI document
