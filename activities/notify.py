@@ -80,6 +80,8 @@ class BackofficeEventKind(StrEnum):
     PAID = "paid"
     CANCELLED = "cancelled"
     WRITTEN_OFF = "written_off"
+    # Paid after its due date: the interest and the 40 € it still owes (data: the amounts).
+    LATE_PAYMENT_COSTS = "late_payment_costs"
 
 
 def backoffice_event_id(invoice_number: str, kind: BackofficeEventKind, key: str | int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from api.errors import install_error_handlers, temporal_unreachable
+from api.errors import document_problems, install_error_handlers, temporal_unreachable
 from api.portal.routes import install_portal
 from api.routes import router
 from config import Settings, get_settings
@@ -28,6 +29,10 @@ durable workflow, from a courtesy reminder to a legal hand-off, until it is paid
 
 Authenticate with `Authorization: Bearer <key>` (`relance apikey create --role ROLE`).
 Amounts are decimal strings (`"1200.00"`) with an ISO 4217 currency.
+
+Every error is an RFC 9457 problem (`application/problem+json`): `type` names the kind of
+problem (compare it, never the text), `detail` says what is wrong and what to do, and a 422
+lists each invalid field in `errors` with its location.
 """
 
 
@@ -81,4 +86,11 @@ def create_app(
     install_error_handlers(app)
     app.include_router(router)
     install_portal(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -15,23 +15,21 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
-from api.schemas import AmountString, IsoDate, MoneyPublic, NextStepPublic
+from api.schemas import AmountString, IsoDate, MoneyPublic, MultiLine, NextStepPublic, SingleLine
 from domain.holds import DisputeOutcome
 from domain.lifecycle import InvoiceStatus
-from domain.money import Currency, minor_units, quantize
+from domain.money import Currency, check_amount
 
-Reason = Annotated[str, Field(min_length=1, max_length=2000)]
-Comment = Annotated[str, Field(max_length=2000)]
-CreditNoteReference = Annotated[str, Field(min_length=1, max_length=128, examples=["AV-0042"])]
+Reason = Annotated[MultiLine, Field(min_length=1, max_length=2000)]
+Comment = Annotated[MultiLine, Field(max_length=2000)]
+CreditNoteReference = Annotated[
+    SingleLine, Field(min_length=1, max_length=128, examples=["AV-0042"])
+]
 
 
 def check_scale(amount: Decimal, currency: str | None) -> Decimal:
     """No silent rounding of money: 10.001 EUR is refused, not turned into 10.00."""
-    if currency is not None and quantize(amount, currency) != amount:
-        raise ValueError(
-            f"{amount} has more decimals than {currency} allows ({minor_units(currency)})"
-        )
-    return amount
+    return check_amount(amount, currency)
 
 
 # ------------------------------------------------------------------ the invoice after an action
@@ -285,7 +283,7 @@ class TaskOutcomeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: CallOutcome
-    notes: str = Field(default="", max_length=4000)
+    notes: MultiLine = Field(default="", max_length=4000)
     # validate_default: a promise without a date is refused on this field, not silently.
     promise_date: IsoDate | None = Field(
         default=None,
@@ -316,5 +314,5 @@ class PlaybookChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    playbook: str = Field(min_length=1, max_length=64, description="a playbook's name")
+    playbook: SingleLine = Field(min_length=1, max_length=64, description="a playbook's name")
     reason: Comment = ""

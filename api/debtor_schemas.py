@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from api.schemas import IsoDate, MoneyPublic
+from api.schemas import IsoDate, MoneyPublic, MultiLine, SingleLine
 from domain.selection import RiskBand, RiskFactor, RiskInputs, Segment, SegmentSource
 
 
@@ -77,8 +77,8 @@ class OverrideSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    playbook: str | None = Field(default=None, min_length=1, max_length=64, examples=["eti"])
-    opt_out_reason: str | None = Field(
+    playbook: SingleLine | None = Field(default=None, min_length=1, max_length=64, examples=["eti"])
+    opt_out_reason: MultiLine | None = Field(
         default=None, min_length=1, max_length=2000, examples=["renegotiating the contract"]
     )
     opt_out_until: IsoDate | None = None

@@ -16,9 +16,18 @@ from domain.playbook import Channel, Recipient, Tone
 MAX_BATCH = 1000
 
 # Items are validated one by one, so one bad item rejects its line, not the whole batch: the
-# model takes any JSON value and documents it as what it must be, an InvoiceCreate (whose
-# schema the single hand-over route, POST /v1/invoices, puts in the OpenAPI components).
-BatchItem = Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/InvoiceCreate"})]
+# model takes any JSON value. The schema says so (any value is accepted, and reported on) while
+# naming what an item should be, an InvoiceCreate (whose schema the single hand-over route,
+# POST /v1/invoices, puts in the OpenAPI components).
+BatchItem = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [{"$ref": "#/components/schemas/InvoiceCreate"}, {}],
+            "description": "an InvoiceCreate; any other value is rejected on its own line",
+        }
+    ),
+]
 
 
 class InvoiceBatch(BaseModel):

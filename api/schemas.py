@@ -7,16 +7,20 @@ clients, and 0.1 + 0.2 is not a sum an accounting system should see.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
+    JsonValue,
     PlainSerializer,
     PlainValidator,
     StrictBool,
@@ -25,14 +29,37 @@ from pydantic import (
     field_validator,
 )
 
+from api.errors import Problem
 from domain.calendar import debtor_timezone, is_business_day
+from domain.dates import EARLIEST_DATE, YEARS_AHEAD, check_date
 from domain.law import InterestClause, RateUnknownError, check_contractual_rate
 from domain.lifecycle import ApprovalStatus, Stage
-from domain.money import Currency, Money, minor_units, quantize
+from domain.money import MAX_AMOUNT, Currency, Money, check_amount, quantize
 
-_DECIMAL = re.compile(r"^[+-]?\d+(\.\d+)?$")
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Each rule is one pattern, checked with fullmatch here and stated as is in the OpenAPI schema
+# (where `^...$` anchors the whole string: ECMA-262's `$` does not match before a final
+# newline, Python's does, hence fullmatch). ASCII digits only: Python's \d also takes "١٢".
+AMOUNT_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,3})?$"
+REVENUE_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,2})?$"
+# Zero written any way ("0", "00.000"): matches the amount pattern, is not an amount.
+ZERO_PATTERN = r"^0+(\.0+)?$"
+DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# What the schema states of a date: the syntax, and the year from the window's start (2015)
+# on. The window's end moves with today: the description says it, the API checks it.
+WINDOW_DATE_PATTERN = r"^(201[5-9]|20[2-9][0-9]|2[1-9][0-9]{2}|[3-9][0-9]{3})-[0-9]{2}-[0-9]{2}$"
+NUMBER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+# Names, references, labels: one line of printable text. No C0/C1 control characters (CR,
+# LF, NUL, ESC...), no DEL, no Unicode line or paragraph separators: such a character in a
+# name would break an email header, a log line or a letter's address block.
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+# Comments and notes may span lines (LF, and TAB), nothing else of the control characters.
+MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]*$"
+_AMOUNT = re.compile(AMOUNT_PATTERN[1:-1])
+_REVENUE = re.compile(REVENUE_PATTERN[1:-1])
+_ISO_DATE = re.compile(DATE_PATTERN[1:-1])
+_NUMBER = re.compile(NUMBER_PATTERN[1:-1])
+_SINGLE_LINE = re.compile(SINGLE_LINE_PATTERN[1:-1])
+_MULTI_LINE = re.compile(MULTI_LINE_PATTERN[1:-1])
 
 # ISO 3166-1 alpha-2, the officially assigned codes.
 _COUNTRY_CODES = """
@@ -47,71 +74,107 @@ SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA
 US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
 """
 COUNTRIES = frozenset(_COUNTRY_CODES.split())
+# IANA time zones the debtor may be given (the tz database this Python reads).
+# (Without the system's own aliases: "localtime" is this machine's zone, "Factory" no zone.)
+TIMEZONES = frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+TimeZoneName = Annotated[str, Field(json_schema_extra={"enum": list[JsonValue](sorted(TIMEZONES))})]
 # Languages the message templates exist in.
 Language = Literal["fr", "en"]
 
 
+def _text(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {what}, without control characters, got {value!r}")
+        return value
+
+    return check
+
+
+SingleLine = Annotated[
+    str,
+    AfterValidator(_text(_SINGLE_LINE, "one line of text")),
+    Field(json_schema_extra={"pattern": SINGLE_LINE_PATTERN}),
+]
+MultiLine = Annotated[
+    str,
+    AfterValidator(_text(_MULTI_LINE, "text (line breaks allowed)")),
+    Field(json_schema_extra={"pattern": MULTI_LINE_PATTERN}),
+]
+
+
 def _decimal_string(value: object) -> Decimal:
     if isinstance(value, Decimal):
-        return value
+        return check_amount(value, None)
     if not isinstance(value, str):
         raise ValueError(
             'must be a decimal string such as "1200.00", not a JSON number '
             "(numbers are floats in most clients and can lose cents)"
         )
-    text = value.strip()
-    if not _DECIMAL.match(text):
-        raise ValueError(f'must be a decimal string such as "1200.00", got {value!r}')
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:  # pragma: no cover - the pattern already rules this out
-        raise ValueError(f'must be a decimal string such as "1200.00", got {value!r}') from None
-    if amount <= 0:
+    if value.startswith("-") and _AMOUNT.fullmatch(value[1:]):
         raise ValueError(f"must be greater than 0, got {value!r}")
-    return amount
+    if not _AMOUNT.fullmatch(value):
+        raise ValueError(
+            'must be a decimal string such as "1200.00": ASCII digits, at most 12 before the '
+            f"point and 3 after (amounts are below {MAX_AMOUNT:,.0f}), got {value!r}"
+        )
+    return check_amount(Decimal(value), None)
 
 
 AmountString = Annotated[
     Decimal,
     PlainValidator(_decimal_string),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["1200.00"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": AMOUNT_PATTERN,
+            "not": {"pattern": ZERO_PATTERN},
+            "examples": ["1200.00"],
+            "description": "a decimal string greater than 0 and below 10^12, with no more "
+            "decimals than the currency has (EUR 2, JPY 0, BHD 3)",
+        }
+    ),
 ]
 
 
 def _revenue(value: object) -> Decimal:
     # A turnover may be 0 (a company in its first year); an integer is exact, a float is not.
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if isinstance(value, str) and _DECIMAL.match(value.strip()):
-        amount = Decimal(value.strip())
-        if amount < 0:
-            raise ValueError(f"a turnover cannot be negative, got {value!r}")
-        if amount == 0:
-            return Decimal(0)
-    return _decimal_string(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**15:
+        return Decimal(value)
+    if isinstance(value, str) and _REVENUE.fullmatch(value):
+        return Decimal(value)
+    if isinstance(value, int | str) and str(value).startswith("-"):
+        raise ValueError(f"a turnover cannot be negative, got {value!r}")
+    raise ValueError(
+        'a yearly turnover in euros: a decimal string such as "1800000" or a whole JSON '
+        f"number, from 0 to below 10^15, got {value!r}"
+    )
 
 
 RevenueString = Annotated[
     Decimal,
     PlainValidator(_revenue),
     PlainSerializer(str, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["1800000"]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": REVENUE_PATTERN},
+                {"type": "integer", "minimum": 0, "maximum": 10**15 - 1},
+            ],
+            "examples": ["1800000"],
+        }
+    ),
 ]
 
 
 def _check_scale(amount: Decimal, info: ValidationInfo) -> Decimal:
     """No silent rounding of money: 10.001 EUR is refused, not turned into 10.00."""
-    currency = info.data.get("currency")
-    if currency is not None and quantize(amount, currency) != amount:
-        raise ValueError(
-            f"{amount} has more decimals than {currency} allows ({minor_units(currency)})"
-        )
-    return amount
+    return check_amount(amount, info.data.get("currency"))
 
 
 def _check_number(value: str) -> str:
-    if not _NUMBER.match(value):
+    if not _NUMBER.fullmatch(value):
         raise ValueError(
             "may only contain letters, digits, '.', '_' and '-', starting with a letter or "
             f"digit (it becomes part of URLs and workflow ids), got {value!r}"
@@ -119,19 +182,41 @@ def _check_number(value: str) -> str:
     return value
 
 
-InvoiceNumber = Annotated[str, Field(min_length=1, max_length=64, examples=["INV-2026-0042"])]
+InvoiceNumber = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        examples=["INV-2026-0042"],
+        json_schema_extra={"pattern": NUMBER_PATTERN},
+    ),
+]
 
 
 def _iso_date(value: object) -> object:
     # Lax pydantic would read a JSON number as a Unix timestamp: a date is YYYY-MM-DD only.
     if isinstance(value, date):
         return value
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
         raise ValueError(f"must be a date written YYYY-MM-DD, got {value!r}")
     return value
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_date), Field(examples=["2026-03-31"])]
+def _in_window(value: date) -> date:
+    return check_date(value, datetime.now(UTC).date())
+
+
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_iso_date),
+    AfterValidator(_in_window),
+    Field(
+        examples=["2026-03-31"],
+        description=f"YYYY-MM-DD, from {EARLIEST_DATE.isoformat()} (where the interest rate "
+        f"tables start) to {YEARS_AHEAD} years from today",
+        json_schema_extra={"pattern": WINDOW_DATE_PATTERN},
+    ),
+]
 
 
 class MoneyPublic(BaseModel):
@@ -155,25 +240,33 @@ class DebtorIn(BaseModel):
 
     # The back office's own id for the customer: opaque, it appears in Temporal search
     # attributes, so it must not be a name or an email address.
-    id: str = Field(min_length=1, max_length=64, examples=["CUST-0042"])
-    name: str = Field(min_length=1, max_length=200, examples=["Dupont & Fils SARL"])
-    email: EmailStr = Field(examples=["compta@dupont.example"])
-    country: str = Field(examples=["FR"], description="ISO 3166-1 alpha-2")
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        examples=["CUST-0042"],
+        json_schema_extra={"pattern": NUMBER_PATTERN},
+    )
+    name: SingleLine = Field(min_length=1, max_length=200, examples=["Dupont & Fils SARL"])
+    email: EmailStr = Field(max_length=254, examples=["compta@dupont.example"])
+    country: str = Field(
+        examples=["FR"],
+        description="ISO 3166-1 alpha-2",
+        json_schema_extra={"enum": list[JsonValue](sorted(COUNTRIES))},
+    )
     language: Language = Field(examples=["fr"])
-    segment: str | None = Field(default=None, max_length=32, examples=["PME"])
+    segment: SingleLine | None = Field(default=None, max_length=32, examples=["PME"])
     # Size, from which the segment is derived when none is given (décret 2008-1354 bands).
     annual_revenue: RevenueString | None = Field(
         default=None, description="yearly turnover in euros, a decimal string"
     )
     headcount: int | None = Field(default=None, ge=0, le=10_000_000, examples=[42])
     # Where the debtor is, for business days and the send window.
-    timezone: str | None = Field(
+    timezone: TimeZoneName | None = Field(
         default=None,
-        max_length=64,
         examples=["Europe/Paris"],
         description="IANA time zone; default: the country's main one",
     )
-    subdivision: str | None = Field(
+    subdivision: SingleLine | None = Field(
         default=None,
         max_length=16,
         examples=["BY"],
@@ -197,8 +290,10 @@ class DebtorIn(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str | None) -> str | None:
+        if value is not None and value not in TIMEZONES:
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name)")
         if value is not None:
-            debtor_timezone("FR", value)  # raises ValueError naming the unknown zone
+            debtor_timezone("FR", value)
         return value
 
     @field_validator("subdivision")
@@ -333,7 +428,7 @@ class PaymentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reference: str = Field(min_length=1, max_length=128, examples=["VIR-2026-03-31-0001"])
+    reference: SingleLine = Field(min_length=1, max_length=128, examples=["VIR-2026-03-31-0001"])
     currency: Currency = Field(examples=["EUR"])
     amount: AmountString
     received_on: IsoDate | None = None
@@ -359,7 +454,7 @@ class DecisionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     approve: StrictBool
-    comment: str = Field(default="", max_length=2000)
+    comment: MultiLine = Field(default="", max_length=2000)
 
 
 class DecisionPublic(BaseModel):
@@ -397,12 +492,43 @@ class Health(BaseModel):
     temporal: str
 
 
-class ErrorBody(BaseModel):
-    """Every error the API answers with (validation errors list each bad field instead)."""
-
-    detail: str
+# What each error status means on this API, for the OpenAPI document.
+_ERROR_MEANINGS = {
+    400: "Malformed body: not JSON, or not UTF-8",
+    401: "Missing, malformed or revoked API key",
+    403: "The API key's role may not do this, or a four-eyes rule forbids it",
+    404: "Unknown resource",
+    409: "The request conflicts with the invoice's current state",
+    413: "The body is too large",
+    422: "Invalid fields: each one in `errors`, with its location",
+    500: "A bug or a broken server configuration: nothing the client can fix",
+    502: "Temporal (or the invoice's workflow) failed: `detail` says whether anything was recorded",
+    503: "Temporal or the store is unavailable, or the invoice's workflow is stuck: retry "
+    "after `Retry-After` seconds",
+    504: "No answer in time: the outcome is unknown, retry the same request (same "
+    "Idempotency-Key) to learn it",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI documentation of the errors a route may answer with."""
-    return {code: {"model": ErrorBody} for code in codes}
+    """OpenAPI documentation of the errors a route may answer with, as problem details.
+
+    A route that may find Temporal unavailable (503) may also get its failures (502) and its
+    silences (504): naming 503 documents all three.
+    """
+    wanted = set(codes)
+    if 503 in wanted:
+        wanted |= {502, 504}
+    responses: dict[int | str, dict[str, Any]] = {}
+    for code in sorted(wanted):
+        response: dict[str, Any] = {"model": Problem, "description": _ERROR_MEANINGS[code]}
+        if code in (502, 503, 504):
+            response["headers"] = _RETRY_AFTER
+        responses[code] = response
+    return responses

@@ -23,6 +23,7 @@ from temporalio.workflow import ActivityHandle
 with workflow.unsafe.imports_passed_through():
     from activities.calendar import business_moment
     from activities.delivery import DeliveryActivities
+    from activities.law import LateCostsRequest, LawActivities
     from activities.notify import BackofficeEvent, BackofficeEventKind, NotifyActivities
     from contracts.calendar import BusinessMomentRequest
     from contracts.errors import NON_RETRYABLE_SEND_ERRORS, ErrorType
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         CalendarAnswered,
         Command,
         ContactCorrected,
+        LateCostsComputed,
         SendResult,
         SendSettled,
     )
@@ -80,6 +82,12 @@ RECORD_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
 CALENDAR_TIMEOUT = timedelta(seconds=10)
+# The law's figures: a missing rate is final (never guessed), anything else is retried.
+LAW_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[ErrorType.RATE_UNKNOWN.value, ErrorType.NOT_SUPPORTED.value],
+)
 # Back-office notifications: retried with backoff for up to three days (an ERP maintenance
 # window), never blocking the collection.
 NOTIFY_TIMEOUT = timedelta(seconds=30)
@@ -233,11 +241,34 @@ class InvoiceWorkflow:
         for send in sends:
             self._running.append(asyncio.create_task(self._deliver(send, snapshot)))
             snapshot = bare
-        if self._input.notify_backoffice:
-            for notice in effects:
-                if isinstance(notice, machine.Notify):
-                    self._notify(notice)
+        for effect in effects:
+            if isinstance(effect, machine.Notify) and self._input.notify_backoffice:
+                self._notify(effect)
+            elif isinstance(effect, machine.ComputeLateCosts):
+                self._running.append(asyncio.create_task(self._late_costs(effect)))
         return recorded
+
+    async def _late_costs(self, ask: machine.ComputeLateCosts) -> None:
+        invoice = self._state.invoice
+        try:
+            costs = await workflow.execute_activity_method(
+                LawActivities.late_payment_costs,
+                LateCostsRequest(
+                    invoice_number=invoice.number,
+                    amount=invoice.amount,
+                    due_date=invoice.due_date,
+                    payments=ask.payments,
+                    country=invoice.country,
+                    interest_clause=invoice.interest_clause,
+                ),
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=LAW_RETRY,
+            )
+            computed = LateCostsComputed(costs=costs)
+        except ActivityError as err:
+            computed = LateCostsComputed(error=str(err.cause or err))
+        async with self._lock:
+            self._carry(self._take(self._apply(computed)))
 
     async def _record(self, snapshot: Snapshot) -> None:
         # Started, not awaited by the caller: an Update answers as soon as the state changed,

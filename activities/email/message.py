@@ -15,6 +15,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from config import Settings
 
 _LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+# C0 and C1 control characters, DEL, and Unicode's line and paragraph separators.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def display_name(name: str | None) -> str | None:
+    """A recipient's name as it may appear in a `To:` header, whoever builds the header.
+
+    A name comes from the back office, so from anyone. Control characters become spaces: a raw
+    CR/LF would either inject a header or make every message to that debtor fail. "=?" and "?="
+    are broken apart: they delimit an RFC 2047 encoded word, which a serializer refolding the
+    header (Python's email package, on some versions) or the provider would decode into any
+    text, line breaks and a `Bcc:` included. The name stays readable; it just cannot be decoded
+    into header text.
+    """
+    if name is None:
+        return None
+    clean = _CONTROLS.sub(" ", name).replace("=?", "= ?").replace("?=", "? =")
+    return " ".join(clean.split()) or None
 
 
 class OutgoingEmail(BaseModel):
@@ -32,6 +50,11 @@ class OutgoingEmail(BaseModel):
     # (invoice number, interaction id), never a person's name or address.
     custom_args: dict[str, str] = Field(default_factory=dict)
     categories: list[str] = Field(default_factory=list)
+
+    @field_validator("to_name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        return display_name(value)
 
     @field_validator("subject")
     @classmethod

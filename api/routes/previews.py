@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter
 
 from api.deps import EngineDep, InvoiceReader, SettingsDep
 from api.import_schemas import MessagePreview
-from api.schemas import Language, error_responses
+from api.schemas import IsoDate, Language, error_responses
 from api.services import previews
 
 router = APIRouter(prefix="/v1/invoices", tags=["invoices"])
@@ -26,7 +24,7 @@ def preview(
     settings: SettingsDep,
     _: InvoiceReader,
     language: Language | None = None,
-    as_of: date | None = None,
+    as_of: IsoDate | None = None,
 ) -> MessagePreview:
     """As it would go out today with the amount outstanding now (`as_of` for another day; the
     debtor's language unless `language`). `step` is a step of the invoice's playbook, or

@@ -82,14 +82,12 @@ async def decide(
                 f"approval {approval_id} can no longer be decided: the collection of invoice "
                 f"{number} has ended"
             ) from err
-        mapped = from_temporal(err, settings, invoice=number)
-        if mapped is None:
-            raise
-        raise mapped from err
+        raise from_temporal(err, settings, invoice=number) from err
     log.info("approval %s decided (approve=%s) by %s", approval_id, body.approve, principal.prefix)
     try:
         result = await update.result(rpc_timeout=rpc_timeout(settings))
     except RPCTimeoutOrCancelledError:
+        # Accepted, so it will be carried out: the state below is the last one recorded.
         invoice = await to_thread.run_sync(read_invoice, engine, settings, number)
         return DecisionPublic(
             approval_id=approval_id,
@@ -100,6 +98,10 @@ async def decide(
             outstanding=invoice.outstanding,
             next_step=invoice.next_step,
         )
+    except TEMPORAL_ERRORS as err:
+        # E.g. a concurrent decision on the same approval won the race after both were
+        # accepted: the workflow refuses this one as stale (409), never a 500.
+        raise from_temporal(err, settings, invoice=number) from err
     status = result.status
     await to_thread.run_sync(acknowledge, engine, status)
     return DecisionPublic(

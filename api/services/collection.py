@@ -44,7 +44,14 @@ from api.collection_schemas import (
     WriteOffCreate,
     check_scale,
 )
-from api.errors import Conflict, Invalid, NotFound, Unavailable, from_temporal
+from api.errors import (
+    Conflict,
+    FieldProblem,
+    Invalid,
+    NotFound,
+    Unavailable,
+    from_temporal,
+)
 from api.portal.notices import send_notice
 from api.schemas import MoneyPublic
 from api.services.debtors import playbook_library
@@ -99,7 +106,9 @@ def _amount(value: Decimal, currency: str, field: str) -> Money:
     try:
         check_scale(value, currency)
     except ValueError as err:
-        raise Invalid(f"{field}: {err}") from None
+        raise Invalid(
+            f"{field}: {err}", errors=[FieldProblem(location="body", field=field, message=str(err))]
+        ) from None
     return Money.of(value, currency)
 
 
@@ -151,19 +160,16 @@ async def apply(
     except TEMPORAL_ERRORS as err:
         if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
             raise await to_thread.run_sync(_after_end, engine, number) from err
-        mapped = from_temporal(err, settings, invoice=number)
-        if mapped is None:
-            raise
-        raise mapped from err
+        raise from_temporal(err, settings, invoice=number) from err
     try:
         status = await accepted.result(rpc_timeout=rpc_timeout(settings))
     except RPCTimeoutOrCancelledError:
         return await to_thread.run_sync(_from_store, engine, settings, number), False
     except TEMPORAL_ERRORS as err:
-        mapped = from_temporal(err, settings, invoice=number)
-        if mapped is None:
-            raise
-        raise mapped from err
+        if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
+            # The workflow ended after it accepted the action.
+            raise await to_thread.run_sync(_after_end, engine, number) from err
+        raise from_temporal(err, settings, invoice=number) from err
     await to_thread.run_sync(acknowledge, engine, status)
     return InvoiceState.of(status), True
 
@@ -215,7 +221,8 @@ async def open_dispute(
         if amount.currency == invoice.currency and amount.amount > invoice.amount:
             raise Invalid(
                 f"amount: the disputed {amount} is more than the invoice's "
-                f"{Money.of(invoice.amount, invoice.currency)}"
+                f"{Money.of(invoice.amount, invoice.currency)}",
+                field="amount",
             )
     request = DisputeOpen(
         dispute_id=new_id("D"), reason=body.reason, amount=amount, opened_by=principal.name
@@ -508,7 +515,8 @@ async def migrate_playbook(
     if body.playbook not in playbook_library(settings).names():
         raise Invalid(
             f"no playbook named {body.playbook!r}; known: "
-            + ", ".join(sorted(playbook_library(settings).names()))
+            + ", ".join(sorted(playbook_library(settings).names())),
+            field="playbook",
         )
     migration = PlaybookMigration(
         playbook=playbook_named(settings, body.playbook), by=principal.name, reason=body.reason

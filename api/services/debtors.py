@@ -215,16 +215,21 @@ def _check_override(settings: Settings, body: OverrideSet, as_of: date) -> None:
         library = playbook_library(settings)
         if body.playbook not in library.names():
             known = ", ".join(sorted(library.names()))
-            raise Invalid(f"no playbook named {body.playbook!r} (available: {known})")
+            raise Invalid(
+                f"no playbook named {body.playbook!r} (available: {known})", field="playbook"
+            )
         try:
             library.get(body.playbook)
         except PlaybookError as err:
             # Refused now, not at the debtor's next hand-over.
-            raise Invalid(f"the playbook {body.playbook!r} cannot be used: {err}") from err
+            raise Invalid(
+                f"the playbook {body.playbook!r} cannot be used: {err}", field="playbook"
+            ) from err
     if body.opt_out_until is not None and body.opt_out_until <= as_of:
         raise Invalid(
             f"opt_out_until must be a day after today ({as_of.isoformat()}): collection "
-            f"resumes after it; got {body.opt_out_until.isoformat()}"
+            f"resumes after it; got {body.opt_out_until.isoformat()}",
+            field="opt_out_until",
         )
 
 

@@ -446,10 +446,7 @@ async def record_payment(
         if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
             # The store knows the invoice, so its workflow has ended (or never started).
             return await to_thread.run_sync(_after_close, engine, number, body)
-        mapped = from_temporal(err, settings, invoice=number)
-        if mapped is None:
-            raise
-        raise mapped from err
+        raise from_temporal(err, settings, invoice=number) from err
     await to_thread.run_sync(acknowledge_payment, engine, number, result, body.received_on)
     log.info("payment %s recorded on invoice %s", body.reference, number)
     return PaymentRecorded(

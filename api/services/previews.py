@@ -144,7 +144,9 @@ def preview(
             raise Invalid(
                 f"step {step_id!r} of invoice {number} cannot be rendered as of {day}, before "
                 f"its due date {invoice.due_date} ({failed.reason}): preview it as of a "
-                "later day"
+                "later day",
+                field="as_of",
+                location="query",
             ) from failed
         raise ServerMisconfigured(
             f"step {step_id!r} of invoice {number} cannot be rendered: {failed}"

@@ -25,6 +25,7 @@ from domain.holds import (
     PromiseToPay,
     ResumeRequest,
 )
+from domain.law import LatePaymentCosts
 from domain.lifecycle import EscalationDecision, PaymentInput
 
 
@@ -61,6 +62,14 @@ class SendSettled(BaseModel):
     next_day: date | None = None
 
 
+class LateCostsComputed(BaseModel):
+    """The law's answer for an invoice settled after its due date (None: nothing was late;
+    `error`: no rate is known, and the amount is never guessed)."""
+
+    costs: LatePaymentCosts | None = None
+    error: str = ""
+
+
 Command = (
     PaymentInput
     | EscalationDecision
@@ -77,4 +86,5 @@ Command = (
     | ContactCorrected
     | CalendarAnswered
     | SendSettled
+    | LateCostsComputed
 )

@@ -21,6 +21,7 @@ from domain.collection.commands import (
     CalendarAnswered,
     Command,
     ContactCorrected,
+    LateCostsComputed,
     SendResult,
     SendSettled,
 )
@@ -65,6 +66,7 @@ from domain.holds import (
     PromiseToPay,
     ResumeRequest,
 )
+from domain.law import Paid, limitation_status
 from domain.lifecycle import (
     ESCALATION_ORDER,
     TERMINAL_STAGES,
@@ -79,7 +81,16 @@ from domain.lifecycle import (
     Stage,
 )
 from domain.money import Money
-from domain.playbook import FILE_TEMPLATES, Channel, Playbook, Recipient, Step, Tone
+from domain.playbook import (
+    FILE_TEMPLATES,
+    LATE_PAYMENT_STATEMENT_TEMPLATE,
+    Channel,
+    LatePaymentCostsAction,
+    Playbook,
+    Recipient,
+    Step,
+    Tone,
+)
 
 DUE_DATE_PASSES = "due_date_passes"
 # With nothing planned, a held or idle invoice still wakes now and then to re-check.
@@ -93,6 +104,7 @@ CATCH_UP_DAYS = 10 / (24 * 60)
 ESCALATING = (*ESCALATION_ORDER, Stage.HANDED_OFF)
 # What the back office is told of, by the kind of event recorded.
 NOTICES: dict[EventKind, str] = {
+    EventKind.LATE_PAYMENT_COSTS: "late_payment_costs",
     EventKind.DISPUTE_OPENED: "dispute_opened",
     EventKind.DISPUTE_RESOLVED: "dispute_resolved",
     EventKind.PLAN_PROPOSED: "plan_proposed",
@@ -129,6 +141,13 @@ class Record(BaseModel):
     event: EventRecord
 
 
+class ComputeLateCosts(BaseModel):
+    """Settled after its due date: the law says what it still owes (an activity computes it,
+    from rate tables that ops may update; the answer comes back as `LateCostsComputed`)."""
+
+    payments: list[Paid]
+
+
 class Notify(BaseModel):
     """Tell the back office (an ERP puts a customer on credit hold, flags dunning...)."""
 
@@ -136,7 +155,7 @@ class Notify(BaseModel):
     event_id: str
 
 
-Effect = Send | Record | Notify
+Effect = Send | Record | Notify | ComputeLateCosts
 
 
 @dataclass
@@ -371,6 +390,7 @@ def _fresh(state: CollectionState) -> CollectionState:
             "seen": list(state.seen),
             "closed_refs": dict(state.closed_refs),
             "calendar_answers": list(state.calendar_answers),
+            "acknowledged_on": list(state.acknowledged_on),
         }
     )
 
@@ -560,6 +580,8 @@ class _Run:
                 self.s.calendar_answers = [*kept[-(CALENDAR_KEPT - 1) :], command.answer]
             case SendSettled():
                 self.settled(command)
+            case LateCostsComputed():
+                self.late_costs(command)
 
     def payment(self, payment: PaymentInput) -> None:
         known = self.s.ledger.payments.get(payment.reference)
@@ -576,6 +598,7 @@ class _Run:
         ledger.payments[payment.reference] = RecordedPayment(
             result=result, received_on=payment.received_on
         )
+        self.s.acknowledged_on.append(payment.received_on or self.today)
         if not ledger.outstanding.is_positive:
             self.end(Stage.PAID)
         result.outstanding = ledger.outstanding
@@ -826,6 +849,7 @@ class _Run:
             return
         if decision.approve:
             plan.status = "active"
+            self.s.acknowledged_on.append(self.today)
             summary = f"Payment plan {plan.plan_id} approved by {decision.decided_by}"
         else:
             self.release(grace_days=0)
@@ -854,6 +878,7 @@ class _Run:
         if promise.promise_id in self.s.closed_refs:
             return
         self.s.closed_refs[promise.promise_id] = "promise"
+        self.s.acknowledged_on.append(self.today)
         until = self.s.clock.planned_at(promise.until, 0) + self.days(
             self.s.playbook.promise_grace_days
         )
@@ -1328,7 +1353,56 @@ class _Run:
         if s.stage == Stage.PAID:
             paid = s.ledger.paid
             self.to_debtor("thank_you", "thank_you", Tone.FRIENDLY, (Stage.PAID,), paid=paid)
+            self.ask_late_costs()
         self.record(EventKind.CLOSED, "closed", f"Collection ended: {s.stage}")
+
+    def ask_late_costs(self) -> None:
+        """Paid after its due date: the interest to each payment's day and the 40 € are owed
+        (L441-10 II, D441-5), whatever the playbook then does with them."""
+        s = self.s
+        payments = [
+            Paid(received_on=p.received_on or self.today, amount=p.result.amount)
+            for p in s.ledger.payments.values()
+        ]
+        if s.playbook.late_payment_costs == LatePaymentCostsAction.NONE or not payments:
+            return
+        if max(p.received_on for p in payments) <= s.invoice.due_date:
+            return
+        self.effects.append(ComputeLateCosts(payments=payments))
+
+    def late_costs(self, computed: LateCostsComputed) -> None:
+        costs = computed.costs
+        if costs is None:
+            if computed.error:
+                self.record(
+                    EventKind.LATE_PAYMENT_COSTS,
+                    "late_costs",
+                    f"Paid late, but its late-payment costs are not computed: {computed.error}",
+                )
+            return
+        self.record(
+            EventKind.LATE_PAYMENT_COSTS,
+            "late_costs",
+            f"Paid {costs.days_late} days late: {costs.interest} interest and {costs.indemnity} "
+            f"indemnity owed (L441-10 II, D441-5), {costs.total} in all"
+            + (" (provisional rate)" if costs.provisional else ""),
+            detail={
+                "interest": str(costs.interest.amount),
+                "indemnity": str(costs.indemnity.amount),
+                "total": str(costs.total.amount),
+                "currency": costs.total.currency,
+                "paid_on": costs.paid_on.isoformat(),
+                "days_late": str(costs.days_late),
+                "provisional": str(costs.provisional).lower(),
+            },
+        )
+        if self.s.playbook.late_payment_costs == LatePaymentCostsAction.STATEMENT:
+            self.to_debtor(
+                "late_payment_statement",
+                LATE_PAYMENT_STATEMENT_TEMPLATE,
+                Tone.FORMAL,
+                (Stage.PAID,),
+            )
 
 
 # ---------------------------------------------------------------------------------- planning
@@ -1359,6 +1433,14 @@ def skip_reason(state: CollectionState, step: Step, now: datetime) -> str | None
     clock = state.clock
     if step.stage == Stage.UPCOMING and now >= clock.planned_at(state.invoice.due_date, 0):
         return "the due date has already passed"
+    if step.stage in (Stage.FORMAL_NOTICE, Stage.LEGAL):
+        today = clock.calendar_date(now)
+        limitation = limitation_status(state.invoice.due_date, state.acknowledged_on, today)
+        if limitation.time_barred:
+            return (
+                f"the claim is time-barred since {limitation.limitation_date.isoformat()} "
+                "(5 years, Code de commerce L110-4)"
+            )
     following = state.playbook.steps[state.step_index + 1 :]
     if (
         following
@@ -1427,9 +1509,10 @@ def wake_at(state: CollectionState, now: datetime) -> datetime | None:
     if state.approval is not None:
         candidates.append(state.approval.remind_at)
         return min(candidates)
-    if state.stage == Stage.UPCOMING:
-        candidates.append(state.clock.planned_at(state.invoice.due_date, 1))
     step = _current(state)
+    if state.stage == Stage.UPCOMING and (step is None or step.stage != Stage.UPCOMING):
+        # (A pre-reminder still to place comes first: the due date passes after it.)
+        candidates.append(state.clock.planned_at(state.invoice.due_date, 1))
     if step is not None:
         candidates.append(_answer_at(state, step_question(state, step), now))
     return min(candidates)

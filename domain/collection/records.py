@@ -45,6 +45,7 @@ class EventKind(StrEnum):
     CONTACT_CORRECTED = "contact_corrected"
     MESSAGE_DEFERRED = "message_deferred"
     MESSAGE_UNKNOWN = "message_unknown"
+    LATE_PAYMENT_COSTS = "late_payment_costs"
 
 
 class ApprovalChange(BaseModel):

@@ -220,6 +220,9 @@ class CollectionState(BaseModel):
     closed_refs: dict[str, str] = {}
     # The calendar's latest answers, each for the question it was asked.
     calendar_answers: list[CalendarAnswer] = []
+    # Acknowledgments of the debt (Civil code 2240: payments, signed plans, promises): each
+    # starts the 5-year limitation afresh (L110-4); a formal notice does not.
+    acknowledged_on: list[date] = []
     # Increases with every recorded change, so the read model ignores stale snapshots.
     revision: int = 0
     # The end of the collection has been recorded (and the thank-you sent when paid).

@@ -430,3 +430,64 @@ def test_fake_injected_failures_are_counted_but_not_recorded(sendgrid: FakeSendG
     assert statuses == [500, 500, 202]
     assert sendgrid.requests_count == 3
     assert len(sendgrid.messages) == 1
+
+
+# -- header injection -------------------------------------------------------------------------
+
+# A debtor name as an attacker would hand it over: an RFC 2047 encoded word whose decoded text
+# is a line break and a Bcc header, and a stored name with raw line breaks (from before names
+# were validated).
+ENCODED_WORD_NAME = "=?utf-8?q?Evil=0D=0ABcc:_spy@evil.example?="
+RAW_BREAK_NAME = "Dupont\r\nBcc: spy@evil.example"
+EXPECTED_HEADERS = {
+    "Message-ID",
+    "Date",
+    "From",
+    "To",
+    "Subject",
+    "MIME-Version",
+    "Content-Type",
+    "X-Relance-Key",
+    "X-Relance-Arg-invoice",
+    "X-Relance-Arg-step",
+    "X-Relance-Category",
+}
+
+
+@pytest.mark.parametrize("name", [ENCODED_WORD_NAME, RAW_BREAK_NAME])
+def test_outbox_name_cannot_add_a_header(tmp_path: Path, name: str) -> None:
+    receipt = OutboxSender(tmp_path, FROM).send(make_email(to_name=name))
+
+    raw = (tmp_path / str(receipt.provider_message_id)).read_bytes()
+    # Parsed as a mail server would, and as a client would after decoding encoded words.
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    assert set(message.keys()) <= EXPECTED_HEADERS, message.keys()
+    head = raw.split(b"\r\n\r\n")[0]
+    assert not [line for line in head.split(b"\r\n") if line.lower().startswith(b"bcc")]
+    [to] = message["To"].addresses
+    assert to.addr_spec == "zoe.martin@client.test"
+    assert "\r" not in to.display_name and "\n" not in to.display_name
+    assert "evil.example" in to.display_name  # the name is kept, harmless, not dropped
+
+
+@pytest.mark.parametrize("name", [ENCODED_WORD_NAME, RAW_BREAK_NAME])
+def test_sendgrid_name_cannot_add_a_header(
+    sendgrid: FakeSendGrid, sender: SendGridSender, name: str
+) -> None:
+    sender.send(make_email(to_name=name))
+
+    [message] = sendgrid.messages
+    [recipient] = message.to
+    assert recipient["email"] == "zoe.martin@client.test"
+    assert not {"bcc", "cc", "headers"} & set(message.personalization)
+    assert "headers" not in message.body
+    # SendGrid writes the To header from this name: it must decode to no header text.
+    assert not set(recipient["name"]) & {"\r", "\n"}
+    assert "=?" not in recipient["name"]
+
+
+def test_a_name_with_a_raw_line_break_does_not_fail_every_later_email(tmp_path: Path) -> None:
+    outbox = OutboxSender(tmp_path, FROM)
+    for step in ("reminder_1", "reminder_2"):
+        outbox.send(make_email(idempotency_key=f"INV-1:{step}:email", to_name=RAW_BREAK_NAME))
+    assert len(list(tmp_path.glob("*.eml"))) == 2

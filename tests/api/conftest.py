@@ -72,6 +72,23 @@ class Api:
         return data
 
 
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The RFC 9457 problem a client receives, checked for the shape every error has."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"] and body["title"] and body["detail"], body
+    return body
+
+
+def field_errors(response: httpx.Response) -> dict[str, str]:
+    """`{"body.debtor.email": "value is not a valid email address: ..."}` from a 422."""
+    body = problem(response, 422)
+    assert body["type"] == "urn:relance:problem:validation-error", body
+    return {f"{e['location']}.{e['field']}": e["message"] for e in body["errors"]}
+
+
 def invoice_body(number: str, *, due_in_days: int = 30, **changes: Any) -> dict[str, Any]:
     today = date.today()
     body: dict[str, Any] = {

@@ -7,6 +7,7 @@ approval within seconds.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from api.auth import Role
-from tests.api.conftest import Api, eventually, invoice_body
+from tests.api.conftest import Api, eventually, field_errors, invoice_body, problem
 
 
 @pytest.fixture
@@ -125,18 +126,15 @@ async def test_rejected_escalation_stays_at_the_current_stage(api: Api) -> None:
 
 async def test_unknown_approval_is_a_404_and_bad_decision_a_422(api: Api) -> None:
     response = await decide(api, "INV-NOPE:mediation:1", approve=True)
-    assert response.status_code == 404
-    assert response.json() == {"detail": "approval INV-NOPE:mediation:1 is unknown"}
+    assert problem(response, 404)["detail"] == "approval INV-NOPE:mediation:1 is unknown"
 
     bad = await api.post(
         "/v1/approvals/INV-NOPE:mediation:1/decision", {"approve": "maybe"}, role=Role.COLLECTOR
     )
-    assert bad.status_code == 422
-    assert bad.json()["detail"][0]["loc"] == ["body", "approve"]
+    assert list(field_errors(bad)) == ["body.approve"]
 
     status = await api.get("/v1/approvals?status=sleeping", role=Role.COLLECTOR)
-    assert status.status_code == 422
-    assert status.json()["detail"][0]["loc"] == ["query", "status"]
+    assert list(field_errors(status)) == ["query.status"]
 
 
 def _timeline(history: list[dict[str, Any]]) -> list[str]:
@@ -197,3 +195,22 @@ async def test_history_lists_steps_messages_and_decisions_in_order(api: Api) -> 
     assert all(e["detail"]["subject"] for e in sent)
     # No personal data in the timeline: recipients are roles, not addresses.
     assert "dupont.example" not in response.text
+
+
+async def test_concurrent_decisions_one_wins_the_others_are_409(api: Api) -> None:
+    # Three collectors click at once: one decision is applied, the others are told it was
+    # already decided (once [200, 500, 500]).
+    assert (await api.hand_over(late_invoice("INV-APR-RACE"))).status_code == 201
+    approval = await pending_approval(api, "INV-APR-RACE")
+
+    responses = await asyncio.gather(
+        *(decide(api, approval["id"], approve=True, comment=f"collector {i}") for i in range(3))
+    )
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 409, 409], [r.text for r in responses]
+    for refused in (r for r in responses if r.status_code == 409):
+        assert problem(refused, 409)["type"] in (
+            "urn:relance:problem:stale-approval",
+            "urn:relance:problem:conflict",
+        )

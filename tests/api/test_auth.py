@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from api.auth import KEY_PREFIX, Role, create_api_key, hash_key
 from store.engine import transaction
 from store.tables import ApiKey
-from tests.api.conftest import Api, invoice_body
+from tests.api.conftest import Api, invoice_body, problem
 
 
 @pytest.mark.parametrize(
@@ -43,8 +43,8 @@ async def test_a_revoked_key_no_longer_works(api: Api) -> None:
         session.add(row)
 
     response = await api.http.get("/v1/approvals", headers=headers)
-    assert response.status_code == 401
-    assert response.json() == {"detail": "invalid or revoked API key"}
+    assert problem(response, 401)["detail"] == "invalid or revoked API key"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
 async def test_keys_are_stored_only_as_a_hash(api: Api) -> None:
@@ -107,10 +107,9 @@ async def test_each_role_reaches_only_its_routes(
 async def test_403_names_the_roles_allowed(api: Api) -> None:
     response = await api.post("/v1/invoices", invoice_body("INV-AUTH-403"), role=Role.COLLECTOR)
 
-    assert response.json() == {
-        "detail": "this needs an API key with the role backoffice or admin; "
-        "this key has the role collector"
-    }
+    assert problem(response, 403)["detail"] == (
+        "this needs an API key with the role backoffice or admin; this key has the role collector"
+    )
 
 
 async def test_openapi_docs_are_served_and_declare_bearer_auth(api: Api) -> None:

@@ -13,13 +13,7 @@ from typing import Any
 import httpx
 
 from api.auth import Role, create_api_key
-from tests.api.conftest import Api, invoice_body
-
-
-def _field_errors(response: httpx.Response) -> dict[str, str]:
-    """`{"body.amount": "Value error, ..."}` from a 422."""
-    assert response.status_code == 422, response.text
-    return {".".join(str(p) for p in e["loc"]): e["msg"] for e in response.json()["detail"]}
+from tests.api.conftest import Api, field_errors, invoice_body, problem
 
 
 async def _handed_over(api: Api, number: str, **changes: Any) -> None:
@@ -158,7 +152,7 @@ async def test_dispute_requests_are_checked(api: Api) -> None:
     await _handed_over(api, "INV-DSP-4")
     url = "/v1/invoices/INV-DSP-4/disputes"
 
-    assert "body.amount" in _field_errors(
+    assert "body.amount" in field_errors(
         await api.post(
             url, {"reason": "x", "amount": "10.001", "currency": "EUR"}, role=Role.COLLECTOR
         )
@@ -166,14 +160,14 @@ async def test_dispute_requests_are_checked(api: Api) -> None:
     # Without a currency, the invoice's decides how many decimals an amount may have.
     cents = await api.post(url, {"reason": "x", "amount": "10.001"}, role=Role.COLLECTOR)
     assert cents.status_code == 422
-    assert cents.json() == {"detail": "amount: 10.001 has more decimals than EUR allows (2)"}
-    assert "body.amount" in _field_errors(
+    assert field_errors(cents) == {"body.amount": "10.001 has more decimals than EUR allows (2)"}
+    assert "body.amount" in field_errors(
         await api.post(url, {"reason": "x", "amount": 10.5}, role=Role.COLLECTOR)
     )
-    assert "body.amount" in _field_errors(
+    assert "body.amount" in field_errors(
         await api.post(url, {"reason": "x", "currency": "EUR"}, role=Role.COLLECTOR)
     )
-    assert "body.reason" in _field_errors(await api.post(url, {"reason": ""}, role=Role.COLLECTOR))
+    assert "body.reason" in field_errors(await api.post(url, {"reason": ""}, role=Role.COLLECTOR))
     too_much = await api.post(url, {"reason": "x", "amount": "5000.00"}, role=Role.COLLECTOR)
     assert too_much.status_code == 422
     assert too_much.json()["detail"].startswith("amount:")
@@ -195,17 +189,19 @@ async def test_dispute_requests_are_checked(api: Api) -> None:
     # The back office reports disputes; a collector resolves them.
     refused = await api.post(resolution, {"outcome": "rejected"}, role=Role.BACKOFFICE)
     assert refused.status_code == 403
-    assert "body.credit" in _field_errors(
+    assert "body.credit" in field_errors(
         await _resolve(
             api, "INV-DSP-4", opened["dispute_id"], {"outcome": "rejected", "credit": "10.00"}
         )
     )
-    assert "body.outcome" in _field_errors(
+    assert "body.outcome" in field_errors(
         await _resolve(api, "INV-DSP-4", opened["dispute_id"], {"outcome": "maybe"})
     )
     unknown_dispute = await _resolve(api, "INV-DSP-4", "D-NOPE", {"outcome": "rejected"})
     assert unknown_dispute.status_code == 404
-    assert unknown_dispute.json() == {"detail": "dispute D-NOPE is unknown on invoice INV-DSP-4"}
+    assert (
+        problem(unknown_dispute, 404)["detail"] == "dispute D-NOPE is unknown on invoice INV-DSP-4"
+    )
 
 
 # ------------------------------------------------------------------ payment plans
@@ -224,12 +220,12 @@ async def test_a_plan_must_add_up_to_the_outstanding_amount(api: Api) -> None:
     assert (await api.get(url)).json() == []
     assert (await api.invoice("INV-PLAN-1"))["stage"] == "upcoming"
     unordered = {"installments": list(reversed(_installments("600.00", "600.00")))}
-    assert "body.installments" in _field_errors(await api.post(url, unordered))
-    assert "body.installments" in _field_errors(await api.post(url, {"installments": []}))
-    assert "body.installments.0.amount" in _field_errors(
+    assert "body.installments" in field_errors(await api.post(url, unordered))
+    assert "body.installments" in field_errors(await api.post(url, {"installments": []}))
+    assert "body.installments.0.amount" in field_errors(
         await api.post(url, {"installments": _installments("-1", "1201.00")})
     )
-    assert "body.installments.0.due_date" in _field_errors(
+    assert "body.installments.0.due_date" in field_errors(
         await api.post(url, {"installments": [{"due_date": "soon", "amount": "1200.00"}]})
     )
     assert (
@@ -292,7 +288,7 @@ async def test_a_large_plan_needs_a_second_person(api: Api) -> None:
     assert own.status_code == 403, own.text
     assert "four-eyes" in own.json()["detail"]
     assert (await api.post(decision, {"approve": True}, role=Role.BACKOFFICE)).status_code == 403
-    assert "body.approve" in _field_errors(
+    assert "body.approve" in field_errors(
         await api.post(decision, {"approve": "yes"}, role=Role.COLLECTOR)
     )
     unknown = await api.post(f"{url}/P-NOPE/decision", {"approve": True}, role=Role.COLLECTOR)
@@ -371,12 +367,12 @@ async def test_pause_and_resume(api: Api) -> None:
     # The back office hands over and reports; holds are for collectors and ops.
     refused = await api.post("/v1/invoices/INV-HOLD-1/pause", {"reason": "x"})
     assert refused.status_code == 403
-    assert "body.until" in _field_errors(
+    assert "body.until" in field_errors(
         await api.post(
             "/v1/invoices/INV-HOLD-1/pause", {"reason": "x", "until": "next week"}, role=Role.OPS
         )
     )
-    assert "body.reason" in _field_errors(
+    assert "body.reason" in field_errors(
         await api.post("/v1/invoices/INV-HOLD-1/pause", {}, role=Role.OPS)
     )
 
@@ -384,7 +380,7 @@ async def test_pause_and_resume(api: Api) -> None:
 async def test_the_back_office_cancels_with_a_credit_note(api: Api) -> None:
     await _handed_over(api, "INV-END-1")
     url = "/v1/invoices/INV-END-1/cancel"
-    assert "body.credit_note_reference" in _field_errors(
+    assert "body.credit_note_reference" in field_errors(
         await api.post(url, {"reason": "duplicate invoice"})
     )
     assert (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +12,13 @@ from sqlalchemy.engine import Engine
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.email import OutboxSender
 from api.app import create_app
 from api.auth import Role, create_api_key
 from config import Settings
-from tests.api.conftest import Api, eventually, invoice_body, serve
+from tests.api.conftest import Api, eventually, field_errors, invoice_body, problem, serve
+from worker import build_worker
 from workflows.contract import workflow_id
-
-
-def _field_errors(response: Any) -> dict[str, str]:
-    """`{"body.debtor.email": "value is not a valid email address: ..."}` from a 422."""
-    assert response.status_code == 422, response.text
-    return {".".join(str(p) for p in e["loc"]): e["msg"] for e in response.json()["detail"]}
 
 
 async def test_hand_over_answers_201_with_stage_and_outstanding(api: Api) -> None:
@@ -108,6 +105,21 @@ def _debtor(**changes: Any) -> dict[str, Any]:
         ({"debtor": _debtor(language="de")}, "body.debtor.language", "'fr' or 'en'"),
         ({"debtor": _debtor(id="")}, "body.debtor.id", "at least 1"),
         ({"amout": "5"}, "body.amout", "Extra inputs"),
+        # Bounds from the domain (domain/money.py, domain/dates.py), each a 500 or a 201 once.
+        ({"amount": "1" + "0" * 26}, "body.amount", "at most 12 before the point"),
+        ({"amount": "1000000000000"}, "body.amount", "at most 12 before the point"),
+        ({"amount": "١٢٠٠"}, "body.amount", "ASCII digits"),
+        ({"amount": "1200.5", "currency": "JPY"}, "body.amount", "more decimals than JPY"),
+        ({"currency": "ABC"}, "body.currency", "ISO 4217"),
+        ({"currency": "XAU"}, "body.currency", "ISO 4217"),
+        ({"due_date": "9999-12-31"}, "body.due_date", "between 2015-01-01"),
+        ({"issue_date": "0001-01-01"}, "body.issue_date", "between 2015-01-01"),
+        ({"issue_date": "2014-11-01", "due_date": "2014-12-31"}, "body.due_date", "2015-01-01"),
+        ({"number": "F-NL\n"}, "body.number", "may only contain"),
+        ({"debtor": _debtor(name="Evil\r\nBcc: spy@evil.example")}, "body.debtor.name", "control"),
+        ({"debtor": _debtor(name="Nul\x00Corp")}, "body.debtor.name", "control"),
+        ({"debtor": _debtor(id="C-1\n")}, "body.debtor.id", "may only contain"),
+        ({"debtor": _debtor(timezone="Mars/Olympus")}, "body.debtor.timezone", "time zone"),
     ],
 )
 async def test_bad_input_is_a_422_naming_the_field(
@@ -115,7 +127,7 @@ async def test_bad_input_is_a_422_naming_the_field(
 ) -> None:
     response = await api.hand_over({**invoice_body("INV-API-BAD"), **change})
 
-    errors = _field_errors(response)
+    errors = field_errors(response)
     assert loc in errors, errors
     assert says in errors[loc]
     # Nothing was stored.
@@ -131,8 +143,8 @@ async def test_unknown_invoice_is_a_404(api: Api) -> None:
             {"reference": "P1", "amount": "10.00", "currency": "EUR"},
         ),
     ]:
-        assert response.status_code == 404, response.text
-        assert response.json() == {"detail": "invoice NOPE-1 is unknown: it was never handed over"}
+        body = problem(response, 404)
+        assert body["detail"] == "invoice NOPE-1 is unknown: it was never handed over"
 
 
 async def _pay(api: Api, number: str, reference: str, amount: str, currency: str = "EUR") -> Any:
@@ -203,19 +215,25 @@ async def test_payment_in_the_wrong_currency_is_a_422_saying_so(api: Api) -> Non
 
     response = await _pay(api, "INV-API-CUR", "VIR-USD", "100.00", currency="USD")
 
-    assert response.status_code == 422
-    assert response.json() == {
-        "detail": "payment currency USD does not match the invoice currency EUR"
-    }
+    body = problem(response, 422)
+    assert body["type"] == "urn:relance:problem:currency-mismatch"
+    assert body["detail"] == "payment currency USD does not match the invoice currency EUR"
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("body", "currency")]
     assert (await api.invoice("INV-API-CUR"))["payments"] == []
 
 
 async def test_bad_payment_input_is_a_422_naming_the_field(api: Api) -> None:
     assert (await api.hand_over(invoice_body("INV-API-BADPAY"))).status_code == 201
 
-    errors = _field_errors(await _pay(api, "INV-API-BADPAY", "VIR-X", "-3"))
+    errors = field_errors(await _pay(api, "INV-API-BADPAY", "VIR-X", "-3"))
     assert "greater than 0" in errors["body.amount"]
-    errors = _field_errors(
+    errors = field_errors(await _pay(api, "INV-API-BADPAY", "VIR-X", "9" * 27))
+    assert "at most 12 before the point" in errors["body.amount"]
+    errors = field_errors(await _pay(api, "INV-API-BADPAY", "VIR-X", "10", currency="ABC"))
+    assert "ISO 4217" in errors["body.currency"]
+    errors = field_errors(await _pay(api, "INV-API-BADPAY", "VIR\r\nX", "10"))
+    assert "control characters" in errors["body.reference"]
+    errors = field_errors(
         await api.post("/v1/invoices/INV-API-BADPAY/payments", {"amount": "1", "currency": "EUR"})
     )
     assert "body.reference" in errors
@@ -245,9 +263,9 @@ async def test_overpayment_is_reported_and_a_closed_invoice_refuses_more(
     await dev_env.client.get_workflow_handle(workflow_id("INV-API-OVER")).result()
     later = await _pay(api, "INV-API-OVER", "VIR-MORE", "10.00")
     assert later.status_code == 409
-    assert later.json() == {
-        "detail": "invoice INV-API-OVER is already paid: no payment can be recorded"
-    }
+    assert later.json()["detail"] == (
+        "invoice INV-API-OVER is already paid: no payment can be recorded"
+    )
 
 
 async def test_ops_reads_but_cannot_hand_over(api: Api) -> None:
@@ -266,15 +284,15 @@ async def test_healthz_needs_no_key_and_reports_ok(api: Api) -> None:
     assert response.json() == {"status": "ok", "store": "ok", "temporal": "ok"}
 
 
-async def test_no_worker_is_a_503_that_says_so(
+async def test_no_worker_is_a_504_that_never_claims_nothing_was_recorded(
     dev_env: WorkflowEnvironment, engine: Engine, tmp_path: Path
 ) -> None:
-    # A task queue no worker polls: the Update is never picked up.
-    settings = Settings(
-        _env_file=None, data_dir=tmp_path, task_queue="tq-nobody-home", rpc_timeout_seconds=1
-    )
+    # A task queue no worker polls yet: the Update is admitted, then waits for a worker.
+    queue = f"tq-nobody-home-{uuid.uuid4().hex[:6]}"
+    settings = Settings(_env_file=None, data_dir=tmp_path, task_queue=queue, rpc_timeout_seconds=1)
     key = create_api_key(engine, Role.BACKOFFICE)
     headers = {"Authorization": f"Bearer {key}"}
+    payment = {"reference": "VIR-1", "amount": "10.00", "currency": "EUR"}
     async with serve(create_app(settings, client=dev_env.client, engine=engine)) as http:
         handed = await http.post(
             "/v1/invoices", json=invoice_body("INV-API-NOWORKER"), headers=headers
@@ -282,13 +300,39 @@ async def test_no_worker_is_a_503_that_says_so(
         assert handed.status_code == 201
 
         response = await http.post(
-            "/v1/invoices/INV-API-NOWORKER/payments",
-            json={"reference": "VIR-1", "amount": "10.00", "currency": "EUR"},
-            headers=headers,
+            "/v1/invoices/INV-API-NOWORKER/payments", json=payment, headers=headers
         )
 
-    assert response.status_code == 503
-    assert "is a Relance worker running on task queue 'tq-nobody-home'" in response.json()["detail"]
+        body = problem(response, 504)
+        assert body["type"] == "urn:relance:problem:outcome-unknown"
+        assert f"is a Relance worker running on task queue '{queue}'" in body["detail"]
+        # The payment may well be applied later: the answer must not say otherwise.
+        assert "nothing was recorded" not in body["detail"].lower()
+        assert "same Idempotency-Key" in body["detail"]
+        assert response.headers["Retry-After"]
+
+        # And indeed: once a worker runs, the admitted payment is applied, and the client's
+        # retry with the same reference learns the outcome (applied once).
+        worker = build_worker(
+            dev_env.client,
+            settings,
+            engine,
+            sender=OutboxSender(tmp_path / "outbox", settings.email_from),
+            task_queue=queue,
+        )
+        async with worker:
+
+            async def paid() -> Any:
+                read = await http.get("/v1/invoices/INV-API-NOWORKER", headers=headers)
+                return read.json()["payments"]
+
+            [recorded] = await eventually(paid, what="the payment admitted before the worker")
+            retry = await http.post(
+                "/v1/invoices/INV-API-NOWORKER/payments", json=payment, headers=headers
+            )
+            assert retry.status_code == 200, retry.text
+            assert retry.json()["outstanding"] == {"amount": "1190.00", "currency": "EUR"}
+            assert (await paid()) == [recorded]
 
 
 async def test_temporal_down_is_a_503_and_the_invoice_heals_on_retry(

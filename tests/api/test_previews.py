@@ -6,12 +6,13 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
 from api.auth import Role
 from store.tables import Interaction
-from tests.api.conftest import Api, invoice_body
+from tests.api.conftest import Api, field_errors, invoice_body
 
 
 def _plain(text: str) -> str:
@@ -143,3 +144,13 @@ async def test_a_preview_sends_and_records_nothing(api: Api) -> None:
     assert not api.outbox.exists() or not any(api.outbox.iterdir())
     history = (await api.get("/v1/invoices/PRV-6/history")).json()
     assert not [e for e in history if e["kind"].startswith("message_")]
+
+
+@pytest.mark.parametrize("as_of", ["9999-12-31", "0001-01-01", "2014-12-31", "2026-13-01"])
+async def test_a_preview_as_of_a_day_outside_the_window_is_a_422(api: Api, as_of: str) -> None:
+    # 9999-12-31 once overflowed the interest computation into a 500.
+    await _handed_over(api, "PRV-7")
+
+    response = await _preview(api, "PRV-7", "formal_notice", as_of=as_of)
+
+    assert list(field_errors(response)) == ["query.as_of"]

@@ -16,7 +16,7 @@ from api.auth import Role
 from config import Settings
 from store.engine import transaction
 from store.tables import Task
-from tests.api.conftest import Api, eventually, invoice_body
+from tests.api.conftest import Api, eventually, field_errors, invoice_body, problem
 
 PHONE_PLAYBOOK = """
 name: calls
@@ -143,8 +143,7 @@ async def test_a_promise_in_the_past_is_refused_and_the_task_stays_open(api: Api
     assert (await api.invoice("INV-TSK-2"))["stage"] == "overdue"
     # A promise needs its date, named on the field.
     missing = await api.post(url, {"outcome": "promise"}, role=Role.COLLECTOR)
-    assert missing.status_code == 422
-    assert missing.json()["detail"][0]["loc"] == ["body", "promise_date"]
+    assert list(field_errors(missing)) == ["body.promise_date"]
     # The back office and ops do not close calls.
     assert (await api.post(url, {"outcome": "reached"}, role=Role.OPS)).status_code == 403
     assert (await api.post(url, {"outcome": "reached"})).status_code == 403
@@ -177,8 +176,7 @@ async def test_the_work_list_is_sorted_by_due_time_and_filtered(api: Api) -> Non
     assert [t["id"] for t in response.json()] == ["INV-TSK-3:sooner:call", "INV-TSK-3:later:call"]
     assert (await api.get("/v1/tasks", role=Role.BACKOFFICE)).status_code == 403
     bad = await api.get("/v1/tasks?kind=email", role=Role.COLLECTOR)
-    assert bad.status_code == 422
-    assert bad.json()["detail"][0]["loc"] == ["query", "kind"]
+    assert list(field_errors(bad)) == ["query.kind"]
 
     no_answer = await api.post(
         "/v1/tasks/INV-TSK-3:sooner:call/outcome",
@@ -193,16 +191,12 @@ async def test_the_work_list_is_sorted_by_due_time_and_filtered(api: Api) -> Non
     assert (await api.invoice("INV-TSK-3"))["stage"] == "upcoming"
     left = (await api.get("/v1/tasks?status=open&invoice=INV-TSK-3", role=Role.COLLECTOR)).json()
     assert [t["id"] for t in left] == ["INV-TSK-3:later:call"]
-    assert "body.promise_date" in {
-        ".".join(map(str, e["loc"]))
-        for e in (
-            await api.post(
-                "/v1/tasks/INV-TSK-3:later:call/outcome",
-                {"outcome": "reached", "promise_date": _later(5)},
-                role=Role.COLLECTOR,
-            )
-        ).json()["detail"]
-    }
+    assert "body.promise_date" in field_errors(
+        await api.post(
+            "/v1/tasks/INV-TSK-3:later:call/outcome",
+            {"outcome": "reached", "promise_date": _later(5)},
+            role=Role.COLLECTOR,
+        )
+    )
     unknown = await api.post("/v1/tasks/NOPE/outcome", {"outcome": "reached"}, role=Role.ADMIN)
-    assert unknown.status_code == 404
-    assert unknown.json() == {"detail": "task NOPE is unknown"}
+    assert problem(unknown, 404)["detail"] == "task NOPE is unknown"

@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from activities.calendar import business_moment
 from activities.delivery import DeliveryActivities
 from activities.email import OutboxSender
+from activities.law import LawActivities
 from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
 from config import Settings
@@ -60,6 +61,7 @@ async def test_retry_after_a_successful_send_does_not_send_twice(
             delivery.record,
             business_moment,
             NotifyActivities(settings).notify_backoffice,
+            LawActivities(settings).late_payment_costs,
         ],
         activity_executor=ThreadPoolExecutor(4),
         max_concurrent_activities=4,

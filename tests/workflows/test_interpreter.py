@@ -19,7 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 from domain.calendar import is_business_day
 from domain.collection.commands import ContactCorrected
 from domain.holds import DeliveryEvent, HoldRequest, PlaybookMigration, ResumeRequest
-from domain.lifecycle import Stage
+from domain.lifecycle import PaymentInput, Stage
+from domain.money import Money
 from domain.playbook import load_playbook_named
 from tests.workflows.harness import Harness, running_worker
 from workflows.invoice import InvoiceWorkflow
@@ -149,3 +150,25 @@ async def test_after_a_bounce_the_thank_you_goes_by_letter(
         await h.ended("INV-THANKS")
         thanks = [(s, c) for s, c, _ in sent_rows(h, "INV-THANKS") if s == "thank_you"]
         assert thanks == [("thank_you", "letter")]
+
+
+async def test_paid_late_the_invoice_records_what_it_still_owes(
+    time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    async with running_worker(time_env, engine, tmp_path, task_queue) as h:
+        facts = await h.hand_over("INV-LATE", due_in_days=-12)
+        paid_on = facts.due_date + timedelta(days=10)
+        await h.handle("INV-LATE").execute_update(
+            InvoiceWorkflow.record_payment,
+            PaymentInput(reference="VIR-L", amount=Money.of("1200.00", "EUR"), received_on=paid_on),
+        )
+        await h.ended("INV-LATE")
+        (costs,) = [e for e in h.events("INV-LATE") if e.kind == "late_payment_costs"]
+        # Hand-worked, Code de commerce L441-10 II: no contract rate, so the ECB main rate in
+        # force on 1 July 2026 (2.15 %, provisional) + 10 points = 12.15 % a year, simple, on
+        # actual days / 365: 1,200.00 × 12.15 % × 10 / 365 = 3.9945… → 3.99 €; plus the fixed
+        # 40 € recovery indemnity (D441-5): 43.99 €.
+        assert costs.detail["interest"] == "3.99"
+        assert costs.detail["indemnity"] == "40.00"
+        assert costs.detail["total"] == "43.99"
+        assert costs.detail["days_late"] == "10"

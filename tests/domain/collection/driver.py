@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from domain.collection import machine
 from domain.collection.commands import CalendarAnswered, Command, SendResult, SendSettled
 from domain.collection.keys import message_key
-from domain.collection.records import EventKind
+from domain.collection.records import EventKind, EventRecord
 from domain.collection.state import CalendarAnswer, CalendarQuestion, CollectionState
 from domain.lifecycle import InvoiceFacts
 from domain.money import Money
@@ -60,6 +60,7 @@ class Run:
     now: datetime
     sent: list[Sent] = field(default_factory=list)
     steps_done: list[datetime] = field(default_factory=list)
+    recorded: list[EventRecord] = field(default_factory=list)
     refused: int = 0
     # Sends not yet settled, for the driver to answer.
     in_flight: list[machine.Send] = field(default_factory=list)
@@ -70,8 +71,10 @@ class Run:
             if isinstance(effect, machine.Send):
                 self.sent.append(Sent(self.now, effect))
                 self.in_flight.append(effect)
-            if isinstance(effect, machine.Record) and effect.event.kind == EventKind.STEP_DONE:
-                self.steps_done.append(self.now)
+            if isinstance(effect, machine.Record):
+                self.recorded.append(effect.event)
+                if effect.event.kind == EventKind.STEP_DONE:
+                    self.steps_done.append(self.now)
         return transition
 
     def tick(self) -> None:
@@ -90,12 +93,18 @@ class Run:
         """Let `delta` pass, waking the machine whenever it asked to be woken."""
         target = self.now + delta
         self.tick()
+        idle = 0
         for _ in range(2000):
             wake = machine.wake_at(self.state, self.now)
             if wake is None or wake > target:
                 break
+            before, stuck = self.state, wake <= self.now
             self.now = max(self.now, wake)
             self.tick()
+            # A wake-up that changes nothing, at a moment already reached, is a busy loop: the
+            # workflow would spin on it.
+            idle = idle + 1 if stuck and self.state == before else 0
+            assert idle < 3, f"the machine asks to wake at {wake} and then does nothing"
         self.now = max(self.now, target)
         self.tick()
 
