@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
 from cli import imports, playbooks, preview
-from cli.common import Failure, explained, settings_from_env, store
+from cli.common import Failure, compile_bytecode, explained, settings_from_env, store
 from cli.devserver import DevServer, ensure_search_attributes
 from config import Settings
 from worker import run_worker
@@ -139,6 +139,7 @@ def worker() -> None:
     """Run a worker against the configured Temporal (RELANCE_TEMPORAL_ADDRESS)."""
     settings = settings_from_env()
     _logging()
+    compile_bytecode()
     with explained():
         asyncio.run(_worker(settings))
 
@@ -234,6 +235,7 @@ def dev() -> None:
     """Everything on this machine: Temporal dev server, worker and API. Ctrl-C stops all."""
     settings = settings_from_env()
     _logging()
+    compile_bytecode()
     server: DevServer | None = None
     with explained():
         engine = store(settings)
