@@ -218,7 +218,7 @@ def record_hand_over(
     playbook = playbook_named(settings, selection.choice.playbook)
     invoice = add_invoice(session, facts, playbook)
     log.info("invoice %s: playbook %s (%s)", facts.number, playbook.name, selection.choice.why)
-    hold = debtors.opt_out_hold(override_of(session, stored.id), as_of)
+    hold = debtors.opt_out_hold(selection.override, as_of)
     return Recorded(
         playbook,
         [selection.opt_out] if selection.opt_out else [],
