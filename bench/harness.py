@@ -300,13 +300,19 @@ async def bench_stack(day_seconds: float, **settings: Any) -> AsyncIterator[Benc
             await asyncio.to_thread(server.stop)
 
 
-async def until_idle(pid: int, what: str, *, busy_below: float = 0.03, calm: float = 2.0) -> None:
+async def until_idle(
+    pid: int, what: str, *, busy_below: float = 0.03, calm: float = 2.0, limit: float = 600.0
+) -> None:
     """Wait until the process uses less than `busy_below` of a core for `calm` seconds in a
-    row: the work handed to it (workflows opening) is done."""
+    row: the work handed to it (workflows opening) is done. Gives up after `limit` seconds,
+    saying so: a starved worker can retry timed-out tasks for a long time."""
     step = 0.5
     quiet = 0.0
     waited = 0.0
     while quiet < calm:
+        if waited >= limit:
+            progress(f"the {what} is still busy after {limit:.0f} s: measuring anyway")
+            return
         before = cpu_seconds(pid)
         await asyncio.sleep(step)
         waited += step

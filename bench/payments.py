@@ -35,6 +35,7 @@ from bench.harness import (
     until_idle,
 )
 from bench.intake import invoice_body, post_batches, raw_starts
+from config import Settings
 from store.tables import Event
 
 BATCH = 1000
@@ -93,10 +94,10 @@ async def _bare(bench: Bench, open_: int, payments: int, seed: int) -> tuple[lis
     return latencies, rss
 
 
-async def run(open_: int, payments: int, seed: int) -> None:
+async def run(open_: int, payments: int, seed: int, **worker: int) -> None:
     payments = min(payments, open_)
     before = load()
-    async with bench_stack(86400.0) as bench:
+    async with bench_stack(86400.0, **worker) as bench:
         relance, relance_rss = await _relance(bench, open_, payments, seed)
         bare, bare_rss = await _bare(bench, open_, payments, seed)
         server_rss = memory_bytes(bench.server_pid)
@@ -104,8 +105,9 @@ async def run(open_: int, payments: int, seed: int) -> None:
     header(
         f"Payments at {open_} open invoices: POST /v1/invoices/{{n}}/payments against an Update",
         [
-            f"{payments} payments one after the other on random invoices; worker cache "
-            f"{cache} workflows; Temporal server RSS at the end {server_rss / MIB:.0f} MiB",
+            f"{payments} payments one after the other on random invoices; both workers cache "
+            f"{cache} workflows and run {bench.settings.worker_max_concurrent_workflow_tasks} "
+            f"workflow tasks at once; Temporal server RSS at the end {server_rss / MIB:.0f} MiB",
             f"machine {before} before, {load()} after",
         ],
     )
@@ -125,8 +127,21 @@ def main() -> None:
     parser.add_argument("--open", type=int, default=2000, dest="open_")
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--seed", type=int, default=13)
+    defaults = Settings(_env_file=None)
+    parser.add_argument("--cache", type=int, default=defaults.worker_max_cached_workflows)
+    parser.add_argument(
+        "--workflow-tasks", type=int, default=defaults.worker_max_concurrent_workflow_tasks
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.open_, args.payments, args.seed))
+    asyncio.run(
+        run(
+            args.open_,
+            args.payments,
+            args.seed,
+            worker_max_cached_workflows=args.cache,
+            worker_max_concurrent_workflow_tasks=args.workflow_tasks,
+        )
+    )
 
 
 if __name__ == "__main__":
