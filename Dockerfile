@@ -4,8 +4,10 @@
 #   docker run relance worker...  -> override the command: `relance worker`, `relance migrate`
 FROM python:3.11.13-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
+# PYTHONDONTWRITEBYTECODE is deliberately not set: the bytecode compiled below is what the
+# worker's workflow sandbox loads each time it creates a workflow instance (without it, it
+# compiles the workflow's source again for every instance).
+ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -22,7 +24,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 # data. Owned by root: the app user can read, not modify it.
 COPY . .
 RUN pip install --no-deps . \
-    && python -m compileall -q /app
+    && python -m compileall -q "$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" /app
 
 # A non-root user; its home is the data dir (RELANCE_DATA_DIR), the only place the app writes.
 RUN groupadd --system --gid 10001 relance \

@@ -73,7 +73,15 @@ class Settings(BaseSettings):
     # Seconds an API call waits for the workflow to answer an Update or Query.
     rpc_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Worker capacity. Activities block (store, SendGrid) and run on a thread pool this large.
     worker_max_concurrent_activities: int = Field(default=16, ge=1)
+    # Workflow tasks are CPU work under one interpreter lock: more in flight adds no speed on a
+    # small machine, only memory; the SDK's own default.
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=1)
+    # Invoices kept in memory between their tasks. One that is not (evicted, or beyond this
+    # many) replays its history on its next task: a payment on it costs a replay. Each cached
+    # invoice costs memory (see README "Performance"), so this bounds the worker's RSS.
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
     worker_graceful_shutdown_seconds: float = Field(default=15.0, ge=0)
     # host:port where the worker serves Prometheus metrics (task slots, latencies, failures).
     metrics_bind_address: str | None = None

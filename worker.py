@@ -83,6 +83,8 @@ def build_worker(
         # Store and SendGrid calls block: they run on a pool as large as the concurrency.
         activity_executor=ThreadPoolExecutor(max_workers=threads),
         max_concurrent_activities=threads,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     )
 

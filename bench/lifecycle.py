@@ -1,9 +1,14 @@
-"""How fast Relance drives invoices through their lifecycle on the real dev server.
+"""Lifecycles per second and CPU per lifecycle: Relance's worker against the bare ceiling.
 
-Starts a Temporal dev server (WAL SQLite in a temp dir), a worker on a SQLite store and the
-file outbox, hands over N invoices already 70 days overdue on a compressed clock, pays half of
-them, approves every escalation, and prints what it measured. Run: `.venv/bin/python -m
-bench.lifecycle --invoices 50`.
+Hands over N invoices on the default playbook (one debtor each, due in 3 days, on a compressed
+clock). Half are paid once they reach the formal notice (the paid path); the others have every
+escalation approved until the legal hand-off (the legal path). Their histories say how many
+activities and timers a lifecycle runs; the bare workflow then does the same number of no-op
+activities and timers of the same total length, N at a time, on the same server. Prints
+lifecycles/s, CPU per lifecycle (worker and server) and the worker's memory for both.
+
+Run: `.venv/bin/python -m bench.lifecycle --invoices 40` (`--day-seconds` sets the clock).
+`bench.sendlag` and `bench.history` report the same run from other angles.
 """
 
 from __future__ import annotations
@@ -11,140 +16,422 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import statistics
-import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
+from functools import partial
+from typing import TypeVar
 
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from sqlmodel import Session, col, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowUpdateFailedError
 
-from activities.email import OutboxSender
-from config import Settings
+from bench.bare import TASK_QUEUE as BARE_QUEUE
+from bench.bare import BareInput, BareWorkflow
+from bench.harness import (
+    Bench,
+    CpuWindow,
+    bench_stack,
+    gather_limited,
+    header,
+    load,
+    memory_bytes,
+    progress,
+    row,
+)
 from domain.lifecycle import EscalationDecision, InvoiceFacts, PaymentInput, Stage
 from domain.money import Money
 from domain.playbook import load_playbook_named
-from store.engine import make_engine, transaction
+from store.engine import transaction
 from store.invoices import add_invoice, upsert_debtor
-from store.migrate import upgrade
-from store.tables import Debtor
-from tests.workflows.harness import installed_binary
-from worker import build_worker
+from store.tables import Approval, Debtor, Interaction, Invoice
 from workflows.client import invoice_handle, start_invoice
-from workflows.contract import SEARCH_ATTRIBUTES
+from workflows.contract import WORKFLOW_ID_PREFIX
 from workflows.invoice import InvoiceWorkflow
 
-
-async def drive(number: str, client, pay: bool) -> tuple[float, Stage]:
-    handle = invoice_handle(client, number)
-    started = time.perf_counter()
-    if pay:
-        await asyncio.sleep(0.2)
-        await handle.execute_update(
-            InvoiceWorkflow.record_payment,
-            PaymentInput(reference="B-1", amount=Money.of("1000", "EUR")),
-        )
-    while True:
-        desc = await handle.describe()
-        if desc.status is not None and desc.status.name != "RUNNING":
-            break
-        status = await handle.query(InvoiceWorkflow.status)
-        if status.pending_approval is not None:
-            # A decision racing the next poll is refused as stale: poll again.
-            with contextlib.suppress(WorkflowUpdateFailedError):
-                await handle.execute_update(
-                    InvoiceWorkflow.decide_escalation,
-                    EscalationDecision(
-                        approval_id=status.pending_approval.approval_id,
-                        approve=True,
-                        decided_by="bench",
-                    ),
-                )
-        await asyncio.sleep(0.05)
-    final = await handle.result()
-    return time.perf_counter() - started, final.stage
+# Starts in flight at once, like a back office handing over a portfolio.
+START_CONCURRENCY = 8
+# How often the driver looks at the store for escalations to approve and invoices to pay.
+POLL_SECONDS = 0.1
+PAY_AT = Stage.FORMAL_NOTICE
+PAID_AMOUNT = Money.of(Decimal("1000"), "EUR")
+_T = TypeVar("_T")
 
 
-async def main(invoices: int, day_seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp)
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=installed_binary("temporal"),
-            data_converter=pydantic_data_converter,
-            search_attributes=SEARCH_ATTRIBUTES,
-            dev_server_database_filename=str(data / "temporal.db"),
-            dev_server_extra_args=[
-                "--sqlite-pragma",
-                "journal_mode=wal",
-                "--sqlite-pragma",
-                "synchronous=normal",
-            ],
+@dataclass
+class Histories:
+    """What the histories of the lifecycles hold, summed over every execution they caused."""
+
+    lifecycles: int = 0
+    executions: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    # Per path (the invoice's final stage): events and executions.
+    events_by_path: Counter[str] = field(default_factory=Counter)
+    lifecycles_by_path: Counter[str] = field(default_factory=Counter)
+    fired_timer_seconds: float = 0.0
+
+    def per_lifecycle(self, event: str) -> float:
+        return self.events[event] / self.lifecycles if self.lifecycles else 0.0
+
+    @property
+    def activities(self) -> float:
+        return self.per_lifecycle("ACTIVITY_TASK_SCHEDULED")
+
+    @property
+    def timers(self) -> float:
+        return self.per_lifecycle("TIMER_FIRED")
+
+    @property
+    def total_events(self) -> float:
+        return sum(self.events.values()) / self.lifecycles if self.lifecycles else 0.0
+
+    @property
+    def total_executions(self) -> float:
+        return sum(self.executions.values()) / self.lifecycles if self.lifecycles else 0.0
+
+
+@dataclass
+class Run:
+    """One side of the comparison."""
+
+    lifecycles: int
+    window: CpuWindow
+    worker_rss: int
+    worker_peak_rss: int
+    # Send (or no-op activity start) time minus planned time, seconds.
+    lags: list[float] = field(default_factory=list)
+    stages: Counter[str] = field(default_factory=Counter)
+    histories: Histories | None = None
+    # The first workflow's id (the bare run reads its history).
+    first_id: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.lifecycles / self.window.wall
+
+    def cpu_ms(self, process: str) -> float:
+        return 1000 * self.window.cpu[process] / self.lifecycles
+
+
+@dataclass
+class Comparison:
+    invoices: int
+    day_seconds: float
+    relance: Run
+    bare: Run
+    bare_input: BareInput
+    load_before: str
+    load_after: str
+    # Events per type in one bare workflow's history.
+    bare_history: Counter[str] = field(default_factory=Counter)
+
+
+# ------------------------------------------------------------------ Relance
+
+
+def _facts(count: int, today: date) -> list[InvoiceFacts]:
+    return [
+        InvoiceFacts(
+            number=f"B-{i:05d}",
+            debtor_id=f"D-{i:05d}",
+            amount=PAID_AMOUNT,
+            issue_date=today - timedelta(days=60),
+            due_date=today + timedelta(days=3),
+            country="FR",
+            language="fr",
         )
-        settings = Settings(_env_file=None, data_dir=data, day_seconds=day_seconds)
-        engine = make_engine(settings.resolved_database_url)
-        upgrade(engine)
-        playbook = load_playbook_named("default")
-        worker = build_worker(
-            env.client, settings, engine, sender=OutboxSender(data / "outbox", settings.email_from)
-        )
-        async with worker:
-            today = date.today()
-            facts = [
-                InvoiceFacts(
-                    number=f"B-{i:05d}",
-                    debtor_id=f"D-{i % 10}",
-                    amount=Money.of(Decimal("1000"), "EUR"),
-                    issue_date=today - timedelta(days=60),
-                    due_date=today + timedelta(days=3),
-                )
-                for i in range(invoices)
-            ]
-            with transaction(engine) as session:
-                for i in range(10):
-                    upsert_debtor(
-                        session,
-                        Debtor(
-                            id=f"D-{i}",
-                            name=f"Debtor {i}",
-                            email=f"ap{i}@example.com",
-                            country="FR",
-                            language="fr",
-                        ),
-                    )
-                for f in facts:
-                    add_invoice(session, f, playbook)
-            t0 = time.perf_counter()
-            for f in facts:
-                await start_invoice(
-                    env.client, f, playbook, task_queue=settings.task_queue, day_seconds=day_seconds
-                )
-            t_start = time.perf_counter() - t0
-            results = await asyncio.gather(
-                *(drive(f.number, env.client, pay=i % 2 == 0) for i, f in enumerate(facts))
+        for i in range(count)
+    ]
+
+
+def _record(bench: Bench, facts: list[InvoiceFacts]) -> None:
+    playbook = load_playbook_named("default")
+    with transaction(bench.engine) as session:
+        for f in facts:
+            upsert_debtor(
+                session,
+                Debtor(
+                    id=f.debtor_id,
+                    name=f"Debtor {f.debtor_id}",
+                    email=f"ap-{f.debtor_id.lower()}@example.com",
+                    country="FR",
+                    language="fr",
+                ),
             )
-            total = time.perf_counter() - t0
-        await env.shutdown()
-        durations = [d for d, _ in results]
-        stages = {s: sum(1 for _, x in results if x == s) for s in {x for _, x in results}}
-        sent = len(list((data / "outbox").glob("*.eml")))
-        print(f"invoices                 {invoices}")
-        print(f"day length               {day_seconds} s")
-        print(f"hand-over (start) rate   {invoices / t_start:.1f} invoices/s")
-        print(f"whole run                {total:.1f} s")
-        print(f"final stages             {stages}")
-        print(f"messages sent            {sent} ({sent / total:.1f}/s)")
-        print(
-            f"lifecycle p50 / max      {statistics.median(durations):.1f} s / "
-            f"{max(durations):.1f} s"
+            add_invoice(session, f, playbook)
+
+
+def _store_view(bench: Bench, to_pay: set[str]) -> tuple[list[str], list[str]]:
+    """Pending approval ids, and the invoices to pay now (reached PAY_AT, still unpaid)."""
+    with Session(bench.engine) as session:
+        pending = session.exec(select(Approval.id).where(Approval.status == "pending")).all()
+        ready = session.exec(
+            select(Invoice.number).where(
+                col(Invoice.number).in_(to_pay), Invoice.stage == PAY_AT.value
+            )
+        ).all()
+    return list(pending), list(ready)
+
+
+async def _decide(client: Client, approval_id: str) -> None:
+    number = approval_id.split(":", 1)[0]
+    # A decision racing a newer approval is refused as stale: the next poll sees the new one.
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await invoice_handle(client, number).execute_update(
+            InvoiceWorkflow.decide_escalation,
+            EscalationDecision(approval_id=approval_id, approve=True, decided_by="bench"),
         )
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+async def _pay(client: Client, number: str) -> None:
+    await invoice_handle(client, number).execute_update(
+        InvoiceWorkflow.record_payment, PaymentInput(reference=f"PAY-{number}", amount=PAID_AMOUNT)
+    )
+
+
+async def _collector(bench: Bench, to_pay: set[str], done: asyncio.Event) -> None:
+    """Approves every escalation and pays the chosen invoices when they reach PAY_AT."""
+    seen: set[str] = set()
+    tasks: set[asyncio.Task[None]] = set()
+    while not done.is_set():
+        pending, ready = await asyncio.to_thread(_store_view, bench, to_pay)
+        for approval_id in pending:
+            if approval_id not in seen:
+                seen.add(approval_id)
+                tasks.add(asyncio.create_task(_decide(bench.client, approval_id)))
+        for number in ready:
+            to_pay.discard(number)
+            tasks.add(asyncio.create_task(_pay(bench.client, number)))
+        tasks = {t for t in tasks if not t.done()}
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), POLL_SECONDS)
+    for task in tasks:
+        task.cancel()
+
+
+def _send_lags(bench: Bench) -> list[float]:
+    with Session(bench.engine) as session:
+        rows = session.exec(
+            select(Interaction.planned_at, Interaction.sent_at).where(
+                Interaction.status == "sent", Interaction.recipient == "debtor"
+            )
+        ).all()
+    return [(sent - planned).total_seconds() for planned, sent in rows if planned and sent]
+
+
+async def run_relance(bench: Bench, invoices: int) -> Run:
+    worker = await bench.start_worker("relance")
+    facts = _facts(invoices, date.today())
+    await asyncio.to_thread(_record, bench, facts)
+    playbook = load_playbook_named("default")
+    to_pay = {f.number for i, f in enumerate(facts) if i % 2 == 0}
+    done = asyncio.Event()
+    window = CpuWindow({"worker": worker.pid, "server": bench.server_pid}).start()
+    collector = asyncio.create_task(_collector(bench, to_pay, done))
+    await gather_limited(
+        [
+            partial(
+                start_invoice,
+                bench.client,
+                f,
+                playbook,
+                task_queue=bench.settings.task_queue,
+                day_seconds=bench.settings.day_seconds,
+            )
+            for f in facts
+        ],
+        START_CONCURRENCY,
+        label="relance: invoices started",
+    )
+    results = await _await_all(
+        [invoice_handle(bench.client, f.number).result for f in facts], "relance: lifecycles ended"
+    )
+    window.stop()
+    done.set()
+    await collector
+    run = Run(
+        invoices,
+        window,
+        memory_bytes(worker.pid),
+        memory_bytes(worker.pid, "VmHWM"),
+        lags=await asyncio.to_thread(_send_lags, bench),
+        stages=Counter(r.stage.value for r in results),
+    )
+    bench.stop(worker)
+    return run
+
+
+async def _await_all(waits: Sequence[Callable[[], Awaitable[_T]]], label: str) -> list[_T]:
+    """Wait for all, reporting how many have ended every few seconds."""
+    started = time.monotonic()
+    tasks = [asyncio.ensure_future(w()) for w in waits]
+    while True:
+        finished, _ = await asyncio.wait(tasks, timeout=5)
+        if len(finished) == len(tasks):
+            return [t.result() for t in tasks]
+        progress(f"{label}: {len(finished)}/{len(tasks)} ({time.monotonic() - started:.0f} s)")
+
+
+# ------------------------------------------------------------------ histories
+
+
+async def read_histories(client: Client, numbers: list[str], stages: dict[str, str]) -> Histories:
+    """Every execution the lifecycles of `numbers` caused (invoice runs, continue-as-new runs,
+    other workflows they started such as debtor mailboxes), read from their histories."""
+    wanted = {f"{WORKFLOW_ID_PREFIX}{n}" for n in numbers}
+    debtors = {f"D-{n.removeprefix('B-')}" for n in numbers}
+    out = Histories(lifecycles=len(numbers))
+    async for execution in client.list_workflows():
+        wid = execution.id
+        if execution.workflow_type == "BenchBare":
+            continue
+        owner = wid.removeprefix(WORKFLOW_ID_PREFIX).removeprefix("B-")
+        if wid not in wanted and not any(wid.endswith(d) for d in debtors):
+            continue
+        number = f"B-{owner}" if wid in wanted else f"B-{wid.rsplit('D-', 1)[-1]}"
+        path = stages.get(number, "?")
+        out.executions[execution.workflow_type] += 1
+        handle = client.get_workflow_handle(wid, run_id=execution.run_id)
+        history = await handle.fetch_history()
+        timers: dict[int, float] = {}
+        for event in history.events:
+            name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+            out.events[name] += 1
+            out.events_by_path[path] += 1
+            if event.HasField("timer_started_event_attributes"):
+                attrs = event.timer_started_event_attributes
+                timers[event.event_id] = attrs.start_to_fire_timeout.ToTimedelta().total_seconds()
+            elif event.HasField("timer_fired_event_attributes"):
+                started = event.timer_fired_event_attributes.started_event_id
+                out.fired_timer_seconds += timers.get(started, 0.0)
+    for number in numbers:
+        out.lifecycles_by_path[stages.get(number, "?")] += 1
+    return out
+
+
+# ------------------------------------------------------------------ bare
+
+
+async def run_bare(bench: Bench, count: int, input: BareInput) -> Run:
+    worker = await bench.start_worker("bare")
+    window = CpuWindow({"worker": worker.pid, "server": bench.server_pid}).start()
+    stamp = time.time_ns()
+    handles = await gather_limited(
+        [
+            partial(
+                bench.client.start_workflow,
+                BareWorkflow.run,
+                input,
+                id=f"bare-{stamp}-{i}",
+                task_queue=BARE_QUEUE,
+            )
+            for i in range(count)
+        ],
+        START_CONCURRENCY,
+        label="bare: workflows started",
+    )
+    results = await _await_all([h.result for h in handles], "bare: workflows ended")
+    window.stop()
+    run = Run(
+        count,
+        window,
+        memory_bytes(worker.pid),
+        memory_bytes(worker.pid, "VmHWM"),
+        lags=[lag for lags in results for lag in lags],
+        first_id=handles[0].id,
+    )
+    bench.stop(worker)
+    return run
+
+
+# ------------------------------------------------------------------ the comparison
+
+
+async def compare(invoices: int, day_seconds: float, *, histories: int = 20) -> Comparison:
+    """Relance's lifecycles, then the bare ones sized from their histories, on one server.
+
+    Histories are read for at most `histories` invoices (reading all of a large run would cost
+    more than the run)."""
+    before = load()
+    async with bench_stack(day_seconds) as bench:
+        progress(f"relance: {invoices} lifecycles, a day is {day_seconds} s")
+        relance = await run_relance(bench, invoices)
+        numbers = [f"B-{i:05d}" for i in range(invoices)][:histories]
+        stages = await _final_stages(bench, numbers)
+        progress(f"reading the histories of {len(numbers)} lifecycles")
+        relance.histories = await read_histories(bench.client, numbers, stages)
+        h = relance.histories
+        bare_input = BareInput(
+            activities=round(h.activities),
+            timers=round(h.timers),
+            timer_seconds=h.fired_timer_seconds / h.lifecycles / max(1, round(h.timers)),
+        )
+        progress(
+            f"bare: {invoices} workflows of {bare_input.activities} no-op activities and "
+            f"{bare_input.timers} timers of {bare_input.timer_seconds:.2f} s"
+        )
+        bare = await run_bare(bench, invoices, bare_input)
+        bare_history = await _event_counts(bench.client, bare.first_id)
+    return Comparison(
+        invoices, day_seconds, relance, bare, bare_input, before, load(), bare_history
+    )
+
+
+async def _event_counts(client: Client, workflow_id: str) -> Counter[str]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events)
+
+
+async def _final_stages(bench: Bench, numbers: list[str]) -> dict[str, str]:
+    def read() -> dict[str, str]:
+        with Session(bench.engine) as session:
+            rows = session.exec(
+                select(Invoice.number, Invoice.stage).where(col(Invoice.number).in_(numbers))
+            ).all()
+        return dict(rows)
+
+    return await asyncio.to_thread(read)
+
+
+def describe(c: Comparison) -> list[str]:
+    return [
+        f"{c.invoices} invoices on the default playbook, a day is {c.day_seconds} s; "
+        f"final stages {dict(c.relance.stages)}",
+        f"bare: {c.bare_input.activities} no-op activities, {c.bare_input.timers} timers of "
+        f"{c.bare_input.timer_seconds:.2f} s each (sized from Relance's histories)",
+        f"machine {c.load_before} before, {c.load_after} after",
+    ]
+
+
+def print_lifecycle(c: Comparison) -> None:
+    r, b = c.relance, c.bare
+    header(
+        "Lifecycles: Relance's worker against a bare workflow of as many activities", describe(c)
+    )
+    row("lifecycles/s (wall)", r.rate, b.rate)
+    row("worker CPU per lifecycle", r.cpu_ms("worker"), b.cpu_ms("worker"), "ms", better="low")
+    row("server CPU per lifecycle", r.cpu_ms("server"), b.cpu_ms("server"), "ms", better="low")
+    row("worker RSS at the end", r.worker_rss / 2**20, b.worker_rss / 2**20, "MiB", better="low")
+    row(
+        "worker peak RSS", r.worker_peak_rss / 2**20, b.worker_peak_rss / 2**20, "MiB", better="low"
+    )
+    mib = 2**20
+    print(
+        f"  (wall: relance {r.window.wall:.1f} s, bare {b.window.wall:.1f} s; ratios: >1× is "
+        f"better than bare; peak RSS {r.worker_peak_rss / mib:.0f} MiB)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--invoices", type=int, default=40)
     parser.add_argument("--day-seconds", type=float, default=0.05)
     args = parser.parse_args()
-    asyncio.run(main(args.invoices, args.day_seconds))
+    print_lifecycle(asyncio.run(compare(args.invoices, args.day_seconds)))
+
+
+if __name__ == "__main__":
+    main()

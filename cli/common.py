@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import compileall
 import contextlib
+import importlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -15,6 +18,23 @@ from cli.devserver import DevServerError, SearchAttributeError
 from config import Settings
 from store.engine import make_engine
 from store.migrate import upgrade
+
+# What a worker imports: the workflow sandbox imports its modules again for every new (or
+# evicted) workflow instance, from source when no bytecode cache exists beside it.
+_WORKER_CODE = ("workflows", "activities", "domain", "contracts", "messages", "store")
+
+
+def compile_bytecode() -> None:
+    """Write the bytecode cache of Relance's own code, if it is missing or stale.
+
+    Python writes it on first import, unless PYTHONDONTWRITEBYTECODE is set (as in many
+    container images); without it the sandbox compiles `workflows/invoice.py` again for every
+    workflow instance it creates. An unwritable install (a read-only image) is left as it is.
+    """
+    for name in _WORKER_CODE:
+        folder = Path(importlib.import_module(name).__path__[0])
+        with contextlib.suppress(OSError):
+            compileall.compile_dir(folder, quiet=2)
 
 
 class Failure(Exception):

@@ -29,7 +29,7 @@ from temporalio.service import RPCError
 from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
 from cli import dossier, imports, playbooks, preview, rates
-from cli.common import Failure, explained, settings_from_env, store
+from cli.common import Failure, compile_bytecode, explained, settings_from_env, store
 from cli.devserver import DevServer, ensure_search_attributes
 from config import Settings
 from worker import run_worker
@@ -143,6 +143,7 @@ def worker() -> None:
     """Run a worker against the configured Temporal (RELANCE_TEMPORAL_ADDRESS)."""
     settings = settings_from_env()
     _logging()
+    compile_bytecode()
     with explained():
         asyncio.run(_worker(settings))
 
@@ -238,6 +239,7 @@ def dev() -> None:
     """Everything on this machine: Temporal dev server, worker and API. Ctrl-C stops all."""
     settings = settings_from_env()
     _logging()
+    compile_bytecode()
     server: DevServer | None = None
     with explained():
         engine = store(settings)

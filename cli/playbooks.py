@@ -21,7 +21,6 @@ from domain.playbook import (
     PlaybookErrors,
     PlaybookLibrary,
     Step,
-    common_templates,
     load_playbooks,
     playbook_directories,
     playbook_files,
@@ -31,10 +30,6 @@ from messages.render import Renderer, RenderError, TemplateNotFound
 app = typer.Typer(help="Collection playbooks (one YAML file per scenario).", no_args_is_help=True)
 
 OK, BAD = "✓", "✗"
-
-
-def _known_templates(renderer: Renderer) -> set[str]:
-    return common_templates({lang: renderer.templates(lang) for lang in renderer.languages()})
 
 
 def _render_problems(renderer: Renderer, path: Path, playbook: Playbook) -> list[PlaybookError]:
@@ -66,7 +61,7 @@ def _check_directory(directory: Path, renderer: Renderer) -> int:
         _say(PlaybookError(directory, "no playbook files (*.yaml) in this directory"))
         return 1
     try:
-        loaded = load_playbooks(directory, _known_templates(renderer))
+        loaded = load_playbooks(directory, renderer.known_templates())
         errors: list[PlaybookError] = []
     except PlaybookErrors as err:
         loaded, errors = err.loaded, err.errors
@@ -182,7 +177,7 @@ def show(
         if directory is not None
         else playbook_directories(settings_from_env().playbooks_dir)
     )
-    library = PlaybookLibrary(folders, _known_templates(Renderer()))
+    library = PlaybookLibrary(folders, Renderer().known_templates())
     try:
         playbook = library.get(name)
         path = library.path_of(name)

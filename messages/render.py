@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain.law import InterestClause, InterestSegment, RateBasis
 from domain.money import Money
-from domain.playbook import Tone
+from domain.playbook import Tone, common_templates
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 BLOCKS = ("subject", "text", "html")
@@ -343,6 +344,7 @@ class Renderer:
         self.directory = directory if directory is not None else TEMPLATES_DIR
         self._text_env = _environment(self.directory, autoescape=False)
         self._html_env = _environment(self.directory, autoescape=True)
+        self._known: frozenset[str] | None = None
 
     def languages(self) -> list[str]:
         """Languages with at least one template, sorted."""
@@ -364,6 +366,16 @@ class Renderer:
             for path in folder.glob(f"*{SUFFIX}")
             if path.is_file() and _NAME.match(path.name.removesuffix(SUFFIX))
         )
+
+    def known_templates(self) -> frozenset[str]:
+        """Templates present in every language: the names a playbook step may use.
+
+        Listed once per renderer: every hand-over checks its playbook against them, and
+        listing the folders each time cost more than the rest of the check."""
+        if self._known is None:
+            by_language = {lang: self.templates(lang) for lang in self.languages()}
+            self._known = frozenset(common_templates(by_language))
+        return self._known
 
     def check(self, template: str, language: str) -> None:
         """Raise TemplateNotFound if the template is missing in that language, RenderError if
@@ -430,6 +442,12 @@ class Renderer:
                 raise
             return str(content)  # no layout for this language: the block is the whole body
         return layout.render({**variables, "subject": subject, "content": content})
+
+
+@lru_cache(maxsize=1)
+def shipped_renderer() -> Renderer:
+    """The renderer of the shipped templates, built once per process."""
+    return Renderer()
 
 
 def _sample_context(language: str) -> MessageContext:

@@ -38,7 +38,6 @@ from domain.playbook import (
     Playbook,
     PlaybookError,
     PlaybookLibrary,
-    common_templates,
     playbook_directories,
 )
 from domain.selection import (
@@ -50,7 +49,7 @@ from domain.selection import (
     resolve_segment,
     risk_score,
 )
-from messages.render import Renderer
+from messages.render import shipped_renderer
 from store import debtors as store
 from store.engine import transaction
 from store.tables import Debtor, DebtorOverride
@@ -70,10 +69,7 @@ def today() -> date:
 
 def known_templates() -> frozenset[str]:
     """Templates that exist in every shipped language: what a playbook step may name."""
-    renderer = Renderer()
-    return frozenset(
-        common_templates({lang: renderer.templates(lang) for lang in renderer.languages()})
-    )
+    return shipped_renderer().known_templates()
 
 
 def playbook_library(settings: Settings) -> PlaybookLibrary:

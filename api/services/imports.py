@@ -223,9 +223,8 @@ class Importer:
         return done
 
     async def _one(self, client: Client, line: int, body: InvoiceCreate) -> LineReport:
-        known = await to_thread.run_sync(_recorded, self.engine, [body.number])
         try:
-            handed = await invoices.hand_over(self.engine, client, self.settings, body)
+            handed = await invoices.record_and_start(self.engine, client, self.settings, body)
         except ApiError as err:
             if err.status_code >= 500:
                 raise
@@ -234,7 +233,7 @@ class Importer:
             return LineReport(
                 line=line, number=body.number, result=LineResult.REJECTED, reason=err.detail
             )
-        result = LineResult.UNCHANGED if known else LineResult.CREATED
+        result = LineResult.CREATED if handed.created else LineResult.UNCHANGED
         return LineReport(line=line, number=body.number, result=result, warnings=handed.warnings)
 
 

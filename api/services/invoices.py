@@ -186,6 +186,11 @@ class Recorded:
 
     playbook: Playbook
     warnings: list[str]
+    # The invoice as the answer shows it, read in the same transaction: nothing reads it again
+    # after the start (the workflow's first records land moments later, whenever they do).
+    invoice: InvoicePublic
+    # Whether this hand-over recorded it (False: the same invoice again).
+    created: bool
     # An opted-out debtor's new invoice starts on hold until the opt-out ends.
     hold: HoldRequest | None = None
     # The debtor's email address changed: these running invoices use email again.
@@ -213,16 +218,27 @@ def record_hand_over(
     if existing is not None:
         # A replay keeps the playbook the invoice was recorded with.
         note = debtors.opt_out_note(override_of(session, stored.id), as_of)
-        playbook = playbook_named(settings, existing.playbook)
-        return Recorded(playbook, [note] if note else [], corrected=corrected)
+        return Recorded(
+            playbook_named(settings, existing.playbook),
+            [note] if note else [],
+            invoice_public(session, settings, existing),
+            created=False,
+            corrected=corrected,
+        )
     # The choice reads the debtor's history *before* this invoice joins it.
     selection = debtors.select_playbook(session, settings, stored, as_of)
     playbook = playbook_named(settings, selection.choice.playbook)
-    add_invoice(session, facts, playbook)
+    invoice = add_invoice(session, facts, playbook)
     log.info("invoice %s: playbook %s (%s)", facts.number, playbook.name, selection.choice.why)
-    hold = debtors.opt_out_hold(override_of(session, stored.id), as_of)
-    warnings = [selection.opt_out] if selection.opt_out else []
-    return Recorded(playbook, warnings, hold, corrected)
+    hold = debtors.opt_out_hold(selection.override, as_of)
+    return Recorded(
+        playbook,
+        [selection.opt_out] if selection.opt_out else [],
+        invoice_public(session, settings, invoice, fresh=True),
+        created=True,
+        hold=hold,
+        corrected=corrected,
+    )
 
 
 def _store_hand_over(
@@ -248,6 +264,14 @@ async def hand_over(
     An opted-out debtor's invoice is recorded and started paused until the opt-out ends; the
     answer carries the opt-out as a warning.
     """
+    recorded = await record_and_start(engine, client, settings, body)
+    return recorded.invoice.model_copy(update={"warnings": recorded.warnings})
+
+
+async def record_and_start(
+    engine: Engine, client: Client, settings: Settings, body: InvoiceCreate
+) -> Recorded:
+    """`hand_over`, answering what was recorded (a batch reports each line from it)."""
     facts = facts_of(body)
     recorded = await to_thread.run_sync(
         _store_hand_over, engine, settings, facts, _debtor_of(body), debtors.today()
@@ -275,8 +299,7 @@ async def hand_over(
             client, settings, recorded.corrected, facts.debtor_id, by="back office (hand-over)"
         )
     log.info("invoice %s handed over", facts.number)
-    invoice = await to_thread.run_sync(read_invoice, engine, settings, facts.number)
-    return invoice.model_copy(update={"warnings": recorded.warnings})
+    return recorded
 
 
 # ------------------------------------------------------------------ read model
@@ -356,13 +379,19 @@ def _next_step(
     )
 
 
-def invoice_public(session: Session, settings: Settings, invoice: Invoice) -> InvoicePublic:
-    pending = session.exec(
-        select(Approval).where(
-            Approval.invoice_number == invoice.number,
-            Approval.status == ApprovalStatus.PENDING,
-        )
-    ).first()
+def invoice_public(
+    session: Session, settings: Settings, invoice: Invoice, *, fresh: bool = False
+) -> InvoicePublic:
+    """The invoice as the API shows it. `fresh`: just recorded, so it has no approval, payment
+    or planned step yet, and nothing needs looking up."""
+    pending = None
+    if not fresh:
+        pending = session.exec(
+            select(Approval).where(
+                Approval.invoice_number == invoice.number,
+                Approval.status == ApprovalStatus.PENDING,
+            )
+        ).first()
     currency = invoice.currency
     return InvoicePublic(
         number=invoice.number,
@@ -373,9 +402,11 @@ def invoice_public(session: Session, settings: Settings, invoice: Invoice) -> In
         stage=invoice.stage,
         outstanding=MoneyPublic.of(invoice.outstanding, currency),
         overpayment=MoneyPublic.of(invoice.overpayment, currency) if invoice.overpayment else None,
-        next_step=_next_step(settings, invoice, pending, session),
+        next_step=None if fresh else _next_step(settings, invoice, pending, session),
         pending_approval=approval_public(pending) if pending else None,
-        payments=[_payment_public(p) for p in payments_of(session, invoice.number)],
+        payments=[]
+        if fresh
+        else [_payment_public(p) for p in payments_of(session, invoice.number)],
         playbook=invoice.playbook,
         playbook_version=invoice.playbook_version,
     )

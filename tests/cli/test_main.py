@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -136,8 +137,14 @@ def test_dev_starts_everything_prints_where_and_stops_cleanly_on_ctrl_c(tmp_path
         "RELANCE_API_PORT": str(api_port),
         "RELANCE_TEMPORAL_PORT": str(temporal_port),
         "RELANCE_TEMPORAL_UI_PORT": str(ui_port),
+        # As in many container images: Python writes no bytecode cache on import.
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     out = tmp_path / "out.txt"
+    # The workflow's bytecode, which the worker's sandbox loads for every workflow instance:
+    # `relance dev` writes it even where imports do not.
+    bytecode = Path(importlib.util.cache_from_source(str(ROOT / "workflows" / "invoice.py")))
+    bytecode.unlink(missing_ok=True)
 
     def run() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
@@ -156,6 +163,7 @@ def test_dev_starts_everything_prints_where_and_stops_cleanly_on_ctrl_c(tmp_path
         assert f"http://127.0.0.1:{ui_port}" in text
         assert str(tmp_path / "data" / "outbox") in text
         key = next(w for w in text.split() if w.startswith("rl_"))
+        assert bytecode.is_file(), "relance dev did not compile the workflow's bytecode"
         health = httpx.get(f"http://127.0.0.1:{api_port}/healthz", timeout=5)
         assert health.json() == {"status": "ok", "store": "ok", "temporal": "ok"}
         approvals = httpx.get(
