@@ -99,6 +99,7 @@ IDLE_TICK_DAYS = 30
 CALENDAR_KEPT = 4
 # A calendar moment this far in the past is a catch-up, not a timer firing: ask again from now.
 CATCH_UP_DAYS = 10 / (24 * 60)
+CATCH_UP_FLOOR_SECONDS = 5
 # A step's messages are wanted while the invoice escalates (the legal step's own messages
 # go out as it hands the file off).
 ESCALATING = (*ESCALATION_ORDER, Stage.HANDED_OFF)
@@ -1097,8 +1098,11 @@ class _Run:
         return True
 
     def late(self, at: datetime) -> bool:
-        """Whether a moment the calendar gave is long past (a timer fires at it, not later)."""
-        return self.now - at > self.days(CATCH_UP_DAYS)
+        """Whether a moment the calendar gave is long past (a timer fires at it, not later):
+        ten minutes of a day, and never less than a few real seconds of timer latency (a demo
+        day of a second would otherwise count every timer as late)."""
+        tolerance = max(self.days(CATCH_UP_DAYS), timedelta(seconds=CATCH_UP_FLOOR_SECONDS))
+        return self.now - at > tolerance
 
     def deferred_due(self) -> bool:
         """A message that found its day used goes out on its day, if the invoice still wants it
