@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from api import idempotency
 from api.errors import install_error_handlers, temporal_unreachable
 from api.routes import router
 from config import Settings, get_settings
@@ -77,5 +78,6 @@ def create_app(
     app.state.client = client
     app.state.engine = engine
     install_error_handlers(app)
+    idempotency.install(app)
     app.include_router(router)
     return app

@@ -5,6 +5,8 @@ relance worker                           a worker against RELANCE_TEMPORAL_ADDRE
 relance api                              the API (uvicorn) against the same
 relance apikey create --role ROLE        a new API key, printed once
 relance migrate                          bring the store's schema up to date
+relance roles matrix                     who may call what (the README's matrix)
+relance privacy erase-expired            pseudonymise contacts whose retention ended
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from temporalio.service import RPCError
 from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
 from cli import imports, playbooks, preview
+from cli.access import privacy_app, roles_app
 from cli.common import Failure, explained, settings_from_env, store
 from cli.devserver import DevServer, ensure_search_attributes
 from config import Settings
@@ -46,6 +49,8 @@ app = typer.Typer(
 apikey_app = typer.Typer(help="API keys (Authorization: Bearer <key>).", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(playbooks.app, name="playbooks")
+app.add_typer(roles_app, name="roles")
+app.add_typer(privacy_app, name="privacy")
 app.command("import")(imports.import_invoices)
 app.command("preview")(preview.preview)
 
@@ -106,8 +111,8 @@ def apikey_create(
         typer.Option(
             "--role",
             case_sensitive=False,
-            help="backoffice (invoices, payments), collector (approvals), ops (read-only), "
-            "admin (everything)",
+            help="backoffice (invoices, payments, imports), collector (approvals, disputes, "
+            "plans, tasks, pauses), finance (write-offs), ops (read-only), admin (everything)",
         ),
     ],
     label: Annotated[

@@ -89,6 +89,9 @@ class HoldRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     until: date | None = None
     by: Actor = Field(min_length=1)
+    # The pause's own key, from the request's Idempotency-Key: the same request retried is
+    # the same pause. None: the workflow names it (from its revision).
+    key: str | None = Field(default=None, max_length=64)
 
 
 class ResumeRequest(BaseModel):

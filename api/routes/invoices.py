@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.deps import BackOffice, ClientDep, EngineDep, InvoiceReader, SessionDep, SettingsDep
+from api.deps import Caller, ClientDep, EngineDep, SessionDep, SettingsDep
+from api.idempotency import IdempotencyDep
 from api.schemas import (
     HistoryEntry,
     InvoiceCreate,
@@ -30,7 +31,7 @@ async def hand_over(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    _: BackOffice,
+    _: Caller,
 ) -> InvoicePublic:
     """The same invoice again gets the same answer; the same number with other data, 409."""
     response.headers["Location"] = f"/v1/invoices/{body.number}"
@@ -39,7 +40,7 @@ async def hand_over(
 
 @router.get("/{number}", responses=error_responses(401, 403, 404), summary="An invoice's state")
 def get_invoice(
-    number: str, session: SessionDep, settings: SettingsDep, _: InvoiceReader
+    number: str, session: SessionDep, settings: SettingsDep, _: Caller
 ) -> InvoicePublic:
     return invoices.get_invoice(session, settings, number)
 
@@ -55,9 +56,10 @@ async def record_payment(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    _: BackOffice,
+    _: Caller,
+    idem: IdempotencyDep,
 ) -> PaymentRecorded:
-    return await invoices.record_payment(engine, client, settings, number, body)
+    return await invoices.record_payment(engine, client, settings, number, body, idem)
 
 
 @router.get(
@@ -65,5 +67,5 @@ async def record_payment(
     responses=error_responses(401, 403, 404),
     summary="The invoice's timeline: steps, messages, payments, decisions",
 )
-def history(number: str, session: SessionDep, _: InvoiceReader) -> list[HistoryEntry]:
+def history(number: str, session: SessionDep, _: Caller) -> list[HistoryEntry]:
     return invoices.history(session, number)

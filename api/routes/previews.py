@@ -6,7 +6,7 @@ from datetime import date
 
 from fastapi import APIRouter
 
-from api.deps import EngineDep, InvoiceReader, SettingsDep
+from api.deps import Caller, EngineDep, SettingsDep
 from api.import_schemas import MessagePreview
 from api.schemas import Language, error_responses
 from api.services import previews
@@ -24,7 +24,7 @@ def preview(
     step: str,
     engine: EngineDep,
     settings: SettingsDep,
-    _: InvoiceReader,
+    _: Caller,
     language: Language | None = None,
     as_of: date | None = None,
 ) -> MessagePreview:

@@ -15,6 +15,7 @@ from anyio import to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from api.actors import ActorNames
 from api.auth import Principal
 from api.debtor_schemas import (
     DebtorPublic,
@@ -146,13 +147,13 @@ def _plain(amount: Decimal | None) -> str | None:
     return None if amount is None else format(amount.normalize(), "f")
 
 
-def _override_public(row: DebtorOverride, as_of: date) -> OverridePublic:
+def _override_public(row: DebtorOverride, as_of: date, names: ActorNames) -> OverridePublic:
     return OverridePublic(
         playbook=row.playbook,
         opt_out_reason=row.opt_out_reason,
         opt_out_until=row.opt_out_until,
         opt_out_active=opt_out_note(row, as_of) is not None,
-        set_by=row.set_by,
+        set_by=names.name(row.set_by) or row.set_by,
         set_at=row.set_at,
     )
 
@@ -186,7 +187,11 @@ def debtor_public(
             factors=risk.factors,
             inputs=selection.inputs,
         ),
-        override=_override_public(selection.override, as_of) if selection.override else None,
+        override=(
+            _override_public(selection.override, as_of, ActorNames(session))
+            if selection.override
+            else None
+        ),
         playbook=PlaybookChoicePublic(
             name=selection.choice.playbook, why=selection.choice.why, opt_out=selection.opt_out
         ),
@@ -233,7 +238,7 @@ def _set_override(
             playbook=body.playbook,
             opt_out_reason=body.opt_out_reason,
             opt_out_until=body.opt_out_until,
-            set_by=principal.name,
+            set_by=principal.identity,
         )
     log.info("override set on debtor %s by %s", debtor_id, principal.prefix)
     with Session(engine) as session:
