@@ -54,9 +54,13 @@ def _insert_claim(session: Session, values: dict[str, object]) -> bool:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(table).values(**values).on_conflict_do_nothing(index_elements=["principal", "key"])
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["principal", "key"])
+        .returning(table.c.id)
     )
-    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: drivers do not all report a row count for ON CONFLICT.
+    return session.execute(statement).first() is not None
 
 
 def claim(
@@ -116,8 +120,9 @@ def claim(
                 col(IdempotencyRecord.status_code).is_(None),
             )
             .values(token=token, locked_at=now)
+            .returning(col(IdempotencyRecord.id))
         )
-        if taken.rowcount == 1:  # type: ignore[attr-defined]
+        if taken.first() is not None:
             return Claimed(row.id, token)
         return InProgress(now)
 

@@ -67,8 +67,9 @@ def decide(
             update(WriteOffRequest)
             .where(col(WriteOffRequest.id) == request_id, col(WriteOffRequest.status).in_(from_))
             .values(**values)
+            .returning(col(WriteOffRequest.id))
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        return result.first() is not None
 
 
 def listed(session: Session, status: str | None) -> Sequence[WriteOffRequest]:
