@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.auth import API_KEY_IDENTITY
@@ -40,3 +41,9 @@ class ActorNames:
     def text(self, text: str) -> str:
         """`text` with every identity in it replaced by its label (history summaries)."""
         return _IDENTITY.sub(lambda match: self._label(int(match.group(1))), text)
+
+
+def display(engine: Engine, actor: str | None) -> str | None:
+    """One actor's label, for a sentence (an error saying who already decided)."""
+    with Session(engine) as session:
+        return ActorNames(session).name(actor)

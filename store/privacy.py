@@ -159,7 +159,16 @@ def candidates(session: Session) -> Sequence[Debtor]:
 def pseudonymise(session: Session, held: Holdings, by: str) -> None:
     """Replace the contact's data with a pseudonym everywhere it is held; amounts stay."""
     debtor = held.debtor
-    secrets = [debtor.name, debtor.email]
+    # Free text people wrote about the case (reasons, call notes) may name anyone: it goes
+    # whole, and wherever the history quotes it, it goes too.
+    free_text = [d.reason for d in held.disputes] + [d.resolution or "" for d in held.disputes]
+    free_text += [t.notes or "" for t in held.tasks] + [w.reason for w in held.write_offs]
+    if held.override is not None:
+        free_text.append(held.override.opt_out_reason or "")
+    if held.restriction is not None:
+        free_text.append(held.restriction.reason)
+    # Longest first, so a quote is replaced whole before a name inside it.
+    secrets = sorted({debtor.name, debtor.email, *free_text} - {""}, key=len, reverse=True)
     debtor.name = pseudonym(debtor.id)
     debtor.email = pseudonymous_email(debtor.id)
     debtor.erased_at = utcnow()
@@ -170,14 +179,16 @@ def pseudonymise(session: Session, held: Holdings, by: str) -> None:
         interaction.delivery_reason = scrub(interaction.delivery_reason, secrets)
         session.add(interaction)
     for task in held.tasks:
-        # Call notes are about people: kept only as long as the contact data itself.
         task.notes = ERASED if task.notes else None
         task.title = scrub(task.title, secrets) or task.title
         session.add(task)
     for dispute in held.disputes:
-        dispute.reason = scrub(dispute.reason, secrets) or ERASED
-        dispute.resolution = scrub(dispute.resolution, secrets)
+        dispute.reason = ERASED
+        dispute.resolution = ERASED if dispute.resolution else None
         session.add(dispute)
+    for write_off in held.write_offs:
+        write_off.reason = ERASED
+        session.add(write_off)
     for event in held.events:
         event.summary = scrub(event.summary, secrets) or event.summary
         event.detail = json.loads(
@@ -185,6 +196,6 @@ def pseudonymise(session: Session, held: Holdings, by: str) -> None:
         )
         session.add(event)
     if held.override is not None and held.override.opt_out_reason:
-        held.override.opt_out_reason = scrub(held.override.opt_out_reason, secrets)
+        held.override.opt_out_reason = ERASED
         session.add(held.override)
     audit(session, debtor.id, "erased", by, {"invoices": len(held.invoices)})

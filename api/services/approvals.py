@@ -20,7 +20,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.actors import ActorNames
+from api.actors import ActorNames, display
 from api.auth import Principal
 from api.errors import Conflict, NotFound, from_temporal
 from api.idempotency import Idempotency
@@ -47,7 +47,7 @@ def _pending_approval(engine: Engine, approval_id: str) -> Approval:
     if row is None:
         raise NotFound(f"approval {approval_id} is unknown")
     if row.status != ApprovalStatus.PENDING:
-        by = f" by {row.decided_by}" if row.decided_by else ""
+        by = f" by {display(engine, row.decided_by)}" if row.decided_by else ""
         raise Conflict(f"approval {approval_id} is no longer pending: it was {row.status}{by}")
     return row
 

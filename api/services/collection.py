@@ -22,7 +22,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from api.actors import ActorNames
+from api.actors import ActorNames, display
 from api.auth import Principal
 from api.collection_schemas import (
     ActionDone,
@@ -248,7 +248,7 @@ def _open_dispute_row(engine: Engine, number: str, dispute_id: str) -> Invoice:
     if row is None or row.invoice_number != number:
         raise NotFound(f"dispute {dispute_id} is unknown on invoice {number}")
     if row.status != "open":
-        by = f" by {row.resolved_by}" if row.resolved_by else ""
+        by = f" by {display(engine, row.resolved_by)}" if row.resolved_by else ""
         raise Conflict(f"dispute {dispute_id} is no longer open: it was {row.status}{by}")
     return invoice
 
@@ -386,7 +386,7 @@ def _proposed_plan(engine: Engine, number: str, plan_id: str) -> None:
     if row is None or row.invoice_number != number:
         raise NotFound(f"payment plan {plan_id} is unknown on invoice {number}")
     if row.status != "proposed":
-        by = f" by {row.decided_by}" if row.decided_by else ""
+        by = f" by {display(engine, row.decided_by)}" if row.decided_by else ""
         raise Conflict(f"payment plan {plan_id} is not awaiting a decision: it is {row.status}{by}")
 
 

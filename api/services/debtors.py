@@ -96,12 +96,15 @@ class Selection:
     opt_out: str | None
 
 
-def opt_out_note(override: DebtorOverride | None, as_of: date) -> str | None:
+def opt_out_note(
+    override: DebtorOverride | None, as_of: date, names: ActorNames | None = None
+) -> str | None:
     if override is None or override.opt_out_until is None or override.opt_out_until < as_of:
         return None
     return (
         f"the debtor is opted out of collection until {override.opt_out_until.isoformat()} "
-        f"({override.opt_out_reason}; set by {override.set_by})"
+        f"({override.opt_out_reason}; set by "
+        f"{names.name(override.set_by) if names else override.set_by})"
     )
 
 
@@ -129,7 +132,8 @@ def select_playbook(session: Session, settings: Settings, debtor: Debtor, as_of:
         playbook_library(settings).names(),
         default=settings.default_playbook,
     )
-    return Selection(segment, inputs, risk, override, choice, opt_out_note(override, as_of))
+    note = opt_out_note(override, as_of, ActorNames(session))
+    return Selection(segment, inputs, risk, override, choice, note)
 
 
 # ------------------------------------------------------------------ read

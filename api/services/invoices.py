@@ -203,7 +203,7 @@ def record_hand_over(
     stored = _merge_debtor(session, debtor)
     if existing is not None:
         # A replay keeps the playbook the invoice was recorded with.
-        note = debtors.opt_out_note(override_of(session, stored.id), as_of)
+        note = debtors.opt_out_note(override_of(session, stored.id), as_of, ActorNames(session))
         return Recorded(playbook_named(settings, existing.playbook), [note] if note else [])
     # The choice reads the debtor's history *before* this invoice joins it.
     selection = debtors.select_playbook(session, settings, stored, as_of)

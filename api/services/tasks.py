@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 from temporalio.client import Client
 
-from api.actors import ActorNames
+from api.actors import ActorNames, display
 from api.auth import Principal
 from api.collection_schemas import (
     CallOutcome,
@@ -76,15 +76,15 @@ def _open_task(engine: Engine, task_id: str) -> Task:
         row = session.get(Task, task_id)
     if row is None:
         raise NotFound(f"task {task_id} is unknown")
-    _check_open(row)
+    _check_open(engine, row)
     return row
 
 
-def _check_open(row: Task) -> None:
+def _check_open(engine: Engine, row: Task) -> None:
     if row.status == TaskStatus.CANCELLED:
         raise Conflict(f"task {row.id} was cancelled: the invoice's collection no longer needs it")
     if row.outcome is not None or row.status != TaskStatus.OPEN:
-        by = f" by {row.closed_by}" if row.closed_by else ""
+        by = f" by {display(engine, row.closed_by)}" if row.closed_by else ""
         raise Conflict(f"task {row.id} is already closed{by}")
 
 
@@ -112,7 +112,7 @@ def _close(engine: Engine, task_id: str, body: TaskOutcomeCreate, principal: Pri
         if row is None:
             raise NotFound(f"task {task_id} is unknown")
         if closed.rowcount != 1:
-            _check_open(row)
+            _check_open(engine, row)
         session.refresh(row)
         return row
 

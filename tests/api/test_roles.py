@@ -56,7 +56,7 @@ async def test_each_role_reaches_exactly_what_the_table_allows(
     keyed: tuple[httpx.AsyncClient, dict[Role, str]], method: str, path: str, role: Role
 ) -> None:
     http, keys = keyed
-    body = {} if method in ("POST", "PUT") else None
+    body: dict[str, object] | None = {} if method in ("POST", "PUT") else None
     response = await http.request(
         method, _url(path), json=body, headers={"Authorization": f"Bearer {keys[role]}"}
     )
