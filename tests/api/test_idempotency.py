@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import Engine
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.email import OutboxSender
+from api.app import create_app
 from api.auth import Role, create_api_key
-from tests.api.conftest import Api, invoice_body
+from config import Settings
+from tests.api.conftest import Api, invoice_body, serve
+from worker import build_worker
 
 
 async def _post(
@@ -110,3 +118,58 @@ async def test_errors_of_the_request_are_kept_but_a_failure_of_ours_is_not(api: 
     assert (await _post(api, url, {"reason": "x"}, "k-404")).headers[
         "Idempotent-Replayed"
     ] == "true"
+
+
+async def test_a_retry_after_a_timeout_finds_the_first_attempt(
+    dev_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    """No worker answers the first attempt: the client gets a 503 (its timeout). Temporal
+    still holds the Update; once a worker runs, the retry with the same key is that Update:
+    one dispute, one pause."""
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, task_queue=task_queue, rpc_timeout_seconds=2
+    )
+    app = create_app(settings, client=dev_env.client, engine=engine)
+    key = create_api_key(engine, Role.COLLECTOR, label="claire")
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "dispute-after-timeout"}
+    backoffice = {"Authorization": f"Bearer {create_api_key(engine, Role.BACKOFFICE)}"}
+    url = "/v1/invoices/INV-IDEM-T/disputes"
+    body = {"reason": "goods arrived damaged"}
+    async with serve(app) as http:
+        created = await http.post(
+            "/v1/invoices", json=invoice_body("INV-IDEM-T"), headers=backoffice
+        )
+        assert created.status_code == 201, created.text
+
+        first = await http.post(url, json=body, headers=headers)
+        assert first.status_code == 503, first.text
+
+        pause_url = "/v1/invoices/INV-IDEM-T2/pause"
+        pause_headers = {**headers, "Idempotency-Key": "pause-after-timeout"}
+        second = invoice_body("INV-IDEM-T2")
+        assert (await http.post("/v1/invoices", json=second, headers=backoffice)).is_success
+        first_pause = await http.post(pause_url, json=body, headers=pause_headers)
+        assert first_pause.status_code == 503, first_pause.text
+
+        def worker() -> Worker:
+            sender = OutboxSender(tmp_path / "outbox", settings.email_from)
+            return build_worker(
+                dev_env.client, settings, engine, sender=sender, task_queue=task_queue
+            )
+
+        async with worker():
+            retry = await http.post(url, json=body, headers=headers)
+            replay = await http.post(url, json=body, headers=headers)
+            disputes = (await http.get(url, headers=backoffice)).json()
+            paused = await http.post(pause_url, json=body, headers=pause_headers)
+            history = (
+                await http.get("/v1/invoices/INV-IDEM-T2/history", headers=backoffice)
+            ).json()
+
+    assert retry.status_code == 201, retry.text
+    assert replay.json() == retry.json()
+    assert [d["id"] for d in disputes] == [retry.json()["dispute_id"]]
+    assert paused.status_code == 200, paused.text
+    assert [e["summary"] for e in history if e["kind"] == "hold_started"] == [
+        "Paused by claire: goods arrived damaged"
+    ]
