@@ -19,7 +19,7 @@ from temporalio.client import Client
 from api.actors import ActorNames
 from api.auth import Principal
 from api.collection_schemas import InvoiceState
-from api.errors import Conflict, Forbidden, NotFound
+from api.errors import ApiError, Conflict, Forbidden, NotFound, Unavailable
 from api.idempotency import Idempotency
 from api.schemas import MoneyPublic
 from api.services.collection import after_end, apply, known_invoice, new_id, state_from_store
@@ -190,8 +190,12 @@ async def decide(
             closure,
             Idempotency(key=request_id, principal="write-off", operation=number),
         )
-    except BaseException:
-        # Nothing was closed: the request waits again for a decision.
+    except Unavailable:
+        # Unknown whether the Update got through: the request stays "approving", and the
+        # same approval retried sends the same Update id, which Temporal runs once.
+        raise
+    except ApiError:
+        # Refused by the workflow: nothing was closed, the request waits again for a decision.
         await to_thread.run_sync(
             lambda: store.decide(
                 engine,

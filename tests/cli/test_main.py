@@ -213,3 +213,10 @@ def test_roles_matrix_prints_the_role_table(env: dict[str, str]) -> None:
     assert lines[0] == "| endpoint | backoffice | collector | finance | ops | admin |"
     assert "| `POST /v1/invoices/{number}/pause` | — | ✓ | — | — | ✓ |" in lines
     assert "| `POST /v1/invoices/{number}/write-off` | — | — | ✓ | — | ✓ |" in lines
+
+
+def test_privacy_erase_expired_runs_on_the_configured_store(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["privacy", "erase-expired", "--dry-run"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("0 debtor(s) would be pseudonymised: -")
