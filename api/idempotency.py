@@ -99,7 +99,9 @@ async def idempotency(
     if request.method not in STATE_CHANGING or raw is None:
         return None
     key = _checked(raw)
-    operation = f"{request.method} {request.url.path}"
+    # The query is part of the request (`?dry_run=true` is not the real thing).
+    query = f"?{request.url.query}" if request.url.query else ""
+    operation = f"{request.method} {request.url.path}{query}"
     digest = fingerprint(await request.body())
     result = await to_thread.run_sync(
         lambda: store.claim(

@@ -9,6 +9,7 @@ import typer
 from api.roles import matrix
 from api.services.privacy import erase_expired
 from cli.common import explained, settings_from_env, store
+from store.privacy import RESTRICTED
 
 roles_app = typer.Typer(help="Who may call what (the role table).", no_args_is_help=True)
 privacy_app = typer.Typer(help="Personal data of debtors' contacts (GDPR).", no_args_is_help=True)
@@ -37,7 +38,7 @@ def privacy_erase_expired(
         engine.dispose()
     verb = "would be pseudonymised" if dry_run else "pseudonymised"
     typer.echo(f"{len(report.erased)} debtor(s) {verb}: {', '.join(report.erased) or '-'}")
-    restricted = [v.debtor_id for v in report.kept if "restricted" in v.why]
+    restricted = [v.debtor_id for v in report.kept if v.why == RESTRICTED]
     if restricted:
         typer.echo(f"kept, processing restricted: {', '.join(restricted)}")
     if report.idempotency_keys_purged:

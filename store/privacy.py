@@ -129,6 +129,10 @@ def last_closed(held: Holdings) -> datetime | None:
     return latest if latest.tzinfo else latest.replace(tzinfo=UTC)
 
 
+ALREADY_ERASED = "already erased"
+RESTRICTED = "processing is restricted (a legal claim runs)"
+
+
 @dataclass(frozen=True)
 class Verdict:
     debtor_id: str
@@ -139,15 +143,26 @@ class Verdict:
 def verdict(held: Holdings, now: datetime, retention_days: int) -> Verdict:
     debtor_id = held.debtor.id
     if held.debtor.erased_at is not None:
-        return Verdict(debtor_id, False, "already erased")
-    if held.restriction is not None:
-        return Verdict(debtor_id, False, "processing is restricted (a legal claim runs)")
+        return Verdict(debtor_id, False, ALREADY_ERASED)
     closed = last_closed(held)
     if closed is None:
         return Verdict(debtor_id, False, "an invoice is still being collected")
     if not retention_ended(closed, now, retention_days):
         return Verdict(debtor_id, False, "the retention period has not ended")
+    if held.restriction is not None:
+        return Verdict(debtor_id, False, RESTRICTED)
     return Verdict(debtor_id, True, "the retention period ended")
+
+
+def defer(session: Session, debtor_id: str, by: str) -> None:
+    """Record, once per restriction, that erasure was due but refused while it lasts."""
+    last = session.exec(
+        select(PrivacyAudit)
+        .where(PrivacyAudit.debtor_id == debtor_id)
+        .order_by(col(PrivacyAudit.at).desc(), col(PrivacyAudit.id).desc())
+    ).first()
+    if last is None or last.action != "erasure_refused":
+        audit(session, debtor_id, "erasure_refused", by, {"why": RESTRICTED})
 
 
 def candidates(session: Session) -> Sequence[Debtor]:

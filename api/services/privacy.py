@@ -190,6 +190,8 @@ def erase_expired(
             verdict = store.verdict(held, now, settings.personal_data_retention_days)
             if not verdict.erasable:
                 kept.append(verdict)
+                if verdict.why == store.RESTRICTED and not dry_run:
+                    store.defer(session, debtor_id, RETENTION_ACTOR)
                 continue
             if not dry_run:
                 store.pseudonymise(session, held, RETENTION_ACTOR)

@@ -173,3 +173,17 @@ async def test_a_retry_after_a_timeout_finds_the_first_attempt(
     assert [e["summary"] for e in history if e["kind"] == "hold_started"] == [
         "Paused by claire: goods arrived damaged"
     ]
+
+
+async def test_a_dry_run_is_not_replayed_as_the_real_import(api: Api) -> None:
+    batch = {"invoices": [invoice_body("INV-IDEM-B1")]}
+    headers = {**api.auth(Role.BACKOFFICE), "Idempotency-Key": "import-1"}
+
+    dry = await api.http.post("/v1/invoices:batch?dry_run=true", json=batch, headers=headers)
+    real = await api.http.post("/v1/invoices:batch", json=batch, headers=headers)
+
+    assert dry.status_code == 200, dry.text
+    assert real.status_code == 422, real.text
+    assert "dry_run=true" in real.json()["detail"]
+    # Nothing was handed over by the dry run, nor by the refused reuse of its key.
+    assert (await api.get("/v1/invoices/INV-IDEM-B1")).status_code == 404

@@ -80,6 +80,7 @@ async def test_a_lifecycle_logs_no_personal_data_and_ends_pseudonymised(
     years_later = datetime.now(UTC) + timedelta(days=6 * 365)
     report = erase_expired(api.engine, api.settings, now=years_later)
     assert "CUST-GDPR" not in report.erased
+    erase_expired(api.engine, api.settings, now=years_later)  # refused once on the trail
     with Session(api.engine) as session:
         assert session.get(Debtor, "CUST-GDPR").name == NAME  # type: ignore[union-attr]
 
@@ -104,7 +105,13 @@ async def test_a_lifecycle_logs_no_personal_data_and_ends_pseudonymised(
         invoice = session.get(Invoice, "INV-GDPR-1")
         assert invoice is not None and str(invoice.amount) == "1200.0000"
         actions = [a.action for a in session.exec(select(PrivacyAudit)).all()]
-    assert actions == ["exported", "restricted", "restriction_lifted", "erased"]
+    assert actions == [
+        "exported",
+        "restricted",
+        "erasure_refused",
+        "restriction_lifted",
+        "erased",
+    ]
     after = (await api.get("/v1/debtors/CUST-GDPR/personal-data", role=Role.ADMIN)).json()
     assert not any(seed in str(after) for seed in (NAME, CONTACT, EMAIL))
 
