@@ -106,6 +106,10 @@ class MessagingActivities:
     def settings(self) -> Settings:
         return self._settings
 
+    @property
+    def letters(self) -> EmailSender:
+        return self._letters
+
     @activity.defn(name="send_message")
     def send_message(self, request: SendRequest) -> SendOutcome:
         key = message_key(

@@ -70,6 +70,8 @@ RULES: dict[Operation, frozenset[Role]] = {
     ("POST", "/v1/tasks/{task_id}/outcome"): frozenset({_C}),
     # debtors
     ("GET", "/v1/debtors/{debtor_id}"): _READERS,
+    # a corrected address: from the ERP's records, or learnt by a collector on the phone
+    ("PUT", "/v1/debtors/{debtor_id}/contact"): frozenset({_B, _C}),
     ("PUT", "/v1/debtors/{debtor_id}/override"): frozenset({_C, _F}),
     ("DELETE", "/v1/debtors/{debtor_id}/override"): frozenset({_C, _F}),
     # personal data (GDPR): the export is the data protection officer's, through an admin key
