@@ -7,26 +7,74 @@ tests rely on them.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from domain.iban import iban_error, ibans_in
 from domain.law import InterestClause
 from domain.rates import RateTable, load_rates, use_rates
 
 REAL_DAY_SECONDS = 86400.0
 
+# Demo values: fine on a laptop, refused in production (a formal notice must never carry them).
+DEMO_CREDITOR_NAME = "Relance Demo SAS"
+DEMO_IBAN = "FR76 0000 0000 0000 0000 0000 000"
+DEMO_PAYMENT_INSTRUCTIONS = f"Bank transfer to IBAN {DEMO_IBAN}"
+# RFC 2606 / RFC 6761 names that can never receive mail: placeholders by definition.
+_RESERVED_DOMAINS = ("example.com", "example.net", "example.org")
+_RESERVED_TLDS = (".example", ".test", ".invalid", ".localhost")
+# The addresses and identity a production deployment must set, by variable.
+_IDENTITY_ADDRESSES = {
+    "RELANCE_EMAIL_FROM": "email_from",
+    "RELANCE_COLLECTORS_EMAIL": "collectors_email",
+    "RELANCE_MEDIATOR_EMAIL": "mediator_email",
+    "RELANCE_LEGAL_PARTNER_EMAIL": "legal_partner_email",
+}
+
+
+def is_placeholder_address(address: str) -> bool:
+    domain = address.rpartition("@")[2].strip().lower().rstrip(".")
+    return (
+        not domain
+        or domain in _RESERVED_DOMAINS
+        or domain.endswith(tuple(f".{d}" for d in _RESERVED_DOMAINS))
+        or domain.endswith(_RESERVED_TLDS)
+        or domain in {tld.lstrip(".") for tld in _RESERVED_TLDS}
+    )
+
+
+def iban_problems(payment_instructions: str) -> list[str]:
+    """Each IBAN in the payment instructions that fails its checksum or format."""
+    problems = []
+    for candidate in ibans_in(payment_instructions):
+        error = iban_error(candidate)
+        if error:
+            problems.append(
+                f"RELANCE_PAYMENT_INSTRUCTIONS: the IBAN {candidate} is invalid ({error})"
+            )
+    return problems
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="RELANCE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="RELANCE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
-    environment: Literal["development", "production"] = "development"
+    # RELANCE_ENVIRONMENT, or RELANCE_ENV for short.
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        validation_alias=AliasChoices("environment", "RELANCE_ENVIRONMENT", "RELANCE_ENV"),
+    )
     data_dir: Path = Path(".relance")
 
     # Temporal. No address means the embedded dev server that `relance dev` starts.
@@ -50,8 +98,8 @@ class Settings(BaseSettings):
     legal_partner_email: str = "legal@example.com"
     collectors_email: str = "collectors@example.com"
     # What debtors read: who is collecting, and how to pay.
-    creditor_name: str = "Relance Demo SAS"
-    payment_instructions: str = "Bank transfer to IBAN FR76 0000 0000 0000 0000 0000 000"
+    creditor_name: str = DEMO_CREDITOR_NAME
+    payment_instructions: str = DEMO_PAYMENT_INSTRUCTIONS
     playbooks_dir: Path | None = None
     default_playbook: str = "default"
 
@@ -148,6 +196,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    # --- Access, four-eyes, personal data ----------------------------------------------------
+    # How long an Idempotency-Key is remembered, and after how long a request that claimed one
+    # and never answered (a crash) is taken over by a retry.
+    idempotency_ttl_hours: float = Field(default=24.0, gt=0)
+    idempotency_lock_seconds: float = Field(default=60.0, gt=0)
+    # A write-off of more than this outstanding amount (in the invoice's currency) waits for
+    # a second finance person.
+    write_off_approval_above: Decimal = Field(default=Decimal(5000), ge=0)
+    # Contact data is pseudonymised this many days after the debtor's last invoice closed
+    # (5 years: the limitation period between traders, Code de commerce L110-4).
+    personal_data_retention_days: int = Field(default=5 * 365 + 1, ge=1)
+
     @field_validator("backoffice_webhook_urls", mode="before")
     @classmethod
     def _split_webhook_urls(cls, value: object) -> object:
@@ -225,9 +285,37 @@ class Settings(BaseSettings):
             self.email_backend = "sendgrid" if self.sendgrid_api_key else "outbox"
         if self.email_backend == "sendgrid" and not self.sendgrid_api_key:
             raise ValueError("RELANCE_EMAIL_BACKEND=sendgrid needs RELANCE_SENDGRID_API_KEY")
-        if self.environment == "production" and self.email_from.endswith("@example.com"):
-            raise ValueError("set RELANCE_EMAIL_FROM to a real sender address in production")
         return self
+
+    @model_validator(mode="after")
+    def _check_identity(self) -> Settings:
+        problems = self._placeholders() if self.environment == "production" else []
+        problems += iban_problems(self.payment_instructions)
+        if problems:
+            raise ValueError(
+                "these settings still hold placeholder or invalid values: " + "; ".join(problems)
+            )
+        return self
+
+    def _placeholders(self) -> list[str]:
+        """Demo values still set: each with the variable that replaces it."""
+        problems = [
+            f"{variable}: {getattr(self, field)!r} is a placeholder address; set a real one"
+            for variable, field in _IDENTITY_ADDRESSES.items()
+            if is_placeholder_address(getattr(self, field))
+        ]
+        if self.creditor_name.strip().casefold() == DEMO_CREDITOR_NAME.casefold():
+            problems.append(
+                f"RELANCE_CREDITOR_NAME: {DEMO_CREDITOR_NAME!r} is the demo creditor; set the "
+                "legal name debtors owe"
+            )
+        compact_demo = DEMO_IBAN.replace(" ", "")
+        if compact_demo in self.payment_instructions.replace(" ", "").upper():
+            problems.append(
+                "RELANCE_PAYMENT_INSTRUCTIONS: it gives the demo IBAN; set the creditor's "
+                "bank details"
+            )
+        return problems
 
     @property
     def resolved_database_url(self) -> str:

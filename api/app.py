@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from api import idempotency
 from api.errors import document_problems, install_error_handlers, temporal_unreachable
 from api.portal.routes import install_portal
 from api.routes import router
@@ -84,6 +85,7 @@ def create_app(
     app.state.client = client
     app.state.engine = engine
     install_error_handlers(app)
+    idempotency.install(app)
     app.include_router(router)
     install_portal(app)
 

@@ -11,12 +11,12 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from api.errors import Unauthorized
+from api.roles import Role
 from store.engine import transaction
 from store.tables import ApiKey
 
@@ -26,21 +26,33 @@ KEY_PREFIX = "rl_"
 SHOWN_CHARS = 10
 
 
-class Role(StrEnum):
-    BACKOFFICE = "backoffice"  # hands over invoices, reports payments
-    COLLECTOR = "collector"  # decides escalations
-    OPS = "ops"  # read-only inspection
-    ADMIN = "admin"  # everything
+# The kinds of principal an identity names. People signing in later get `user:<id>`.
+API_KEY_IDENTITY = "apikey"
+
+__all__ = ["Principal", "Role", "authenticate", "create_api_key", "identity_of_key"]
+
+
+def identity_of_key(key_id: int) -> str:
+    return f"{API_KEY_IDENTITY}:{key_id}"
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the key's role and how they appear in audit fields (never the secret)."""
+    """Who is calling: the key's role, its identity and its label (never the secret).
+
+    `identity` is what the workflow and the store record as the actor, and what four-eyes
+    compares: two keys never share one, whatever their labels. `name` (the label) is only
+    for people to read.
+    """
 
     key_id: int
     role: Role
     prefix: str
     label: str | None
+
+    @property
+    def identity(self) -> str:
+        return identity_of_key(self.key_id)
 
     @property
     def name(self) -> str:

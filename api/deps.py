@@ -6,7 +6,7 @@ app's lifespan put on `app.state` (so tests can inject their own engine and clie
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.client import Client
 
-from api.auth import Principal, Role, authenticate
+from api.auth import Principal, authenticate
 from api.errors import Forbidden, Unavailable
+from api.roles import allowed_roles
 from config import Settings
 
 
@@ -67,24 +68,22 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
-    """A dependency that lets through the given roles (and admin, which may do everything)."""
-    allowed = (*roles, Role.ADMIN) if Role.ADMIN not in roles else roles
+def authorize(request: Request, principal: PrincipalDep) -> Principal:
+    """Let the call through if the role table (`api.roles.RULES`) allows the key's role."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", request.url.path)
+    roles = allowed_roles((request.method, path))
+    if roles is None:
+        # Fail closed: an endpoint nobody put in the table is open to nobody.
+        raise Forbidden(f"{request.method} {path} has no role rule: nobody may call it")
+    if principal.role not in roles:
+        names = " or ".join(role.value for role in roles)
+        raise Forbidden(
+            f"this needs an API key with the role {names}; "
+            f"this key has the role {principal.role.value}"
+        )
+    return principal
 
-    def guard(principal: PrincipalDep) -> Principal:
-        if principal.role not in allowed:
-            names = " or ".join(role.value for role in allowed)
-            raise Forbidden(
-                f"this needs an API key with the role {names}; "
-                f"this key has the role {principal.role.value}"
-            )
-        return principal
 
-    return guard
-
-
-# Who may do what (DESIGN.md: back office, collectors, ops; admin everything).
-BackOffice = Annotated[Principal, Depends(require(Role.BACKOFFICE))]
-Collector = Annotated[Principal, Depends(require(Role.COLLECTOR))]
-InvoiceReader = Annotated[Principal, Depends(require(Role.BACKOFFICE, Role.COLLECTOR, Role.OPS))]
-ApprovalReader = Annotated[Principal, Depends(require(Role.COLLECTOR, Role.OPS))]
+# The caller, authenticated and authorized for this endpoint by the role table.
+Caller = Annotated[Principal, Depends(authorize)]

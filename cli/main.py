@@ -7,6 +7,8 @@ relance apikey create --role ROLE        a new API key, printed once
 relance migrate                          bring the store's schema up to date
 relance rates show                       the late-payment rates in use and their sources
 relance dossier NUMBER                   an invoice's legal file (zip)
+relance roles matrix                     who may call what (the README's matrix)
+relance privacy erase-expired            pseudonymise contacts whose retention ended
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from temporalio.service import RPCError
 from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
 from cli import dossier, imports, playbooks, preview, rates
+from cli.access import privacy_app, roles_app
 from cli.common import Failure, compile_bytecode, explained, settings_from_env, store
 from cli.devserver import DevServer, ensure_search_attributes
 from config import Settings
@@ -48,6 +51,8 @@ app = typer.Typer(
 apikey_app = typer.Typer(help="API keys (Authorization: Bearer <key>).", no_args_is_help=True)
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(playbooks.app, name="playbooks")
+app.add_typer(roles_app, name="roles")
+app.add_typer(privacy_app, name="privacy")
 app.command("import")(imports.import_invoices)
 app.command("preview")(preview.preview)
 app.add_typer(rates.app, name="rates")
@@ -110,8 +115,8 @@ def apikey_create(
         typer.Option(
             "--role",
             case_sensitive=False,
-            help="backoffice (invoices, payments), collector (approvals), ops (read-only), "
-            "admin (everything)",
+            help="backoffice (invoices, payments, imports), collector (approvals, disputes, "
+            "plans, tasks, pauses), finance (write-offs), ops (read-only), admin (everything)",
         ),
     ],
     label: Annotated[

@@ -39,6 +39,8 @@ class Debtor(SQLModel, table=True):
     headcount: int | None = None
     # Set by a bounce or drop: messages to this address use the playbook's fallback.
     email_invalid_at: datetime | None = None
+    # Set when the retention ended and the contact data was pseudonymised (GDPR erasure).
+    erased_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -277,3 +279,79 @@ class SentMessage(SQLModel, table=True):
     provider_message_id: str | None = Field(default=None, max_length=128)
     sent_at: datetime
     content_hash: str = Field(max_length=64)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A request made with an `Idempotency-Key`, and the first answer it got.
+
+    Claimed (no status yet) when the request starts, completed with its answer before the
+    answer leaves; UNIQUE per principal and key, so two concurrent requests cannot both claim.
+    """
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("principal", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    principal: str = Field(max_length=128)
+    key: str = Field(max_length=255)
+    # "POST /v1/invoices/F-1/disputes": the same key on another route is another request.
+    operation: str = Field(max_length=300)
+    # SHA-256 of the request body (canonical JSON when it is JSON).
+    fingerprint: str = Field(max_length=64)
+    # Who holds the claim while the request runs; a claim older than the lock is taken over.
+    token: str = Field(max_length=32)
+    locked_at: datetime
+    status_code: int | None = None
+    response_body: str | None = None
+    response_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class WriteOffRequest(SQLModel, table=True):
+    """A write-off above the four-eyes threshold, waiting for a second finance person.
+
+    `pending_for` holds the invoice number while the request is pending and NULL after: its
+    UNIQUE constraint keeps one pending request per invoice on SQLite and PostgreSQL alike.
+    """
+
+    __tablename__ = "write_off_request"
+
+    id: str = Field(primary_key=True, max_length=64)
+    invoice_number: str = Field(foreign_key="invoice.number", index=True, max_length=64)
+    pending_for: str | None = Field(default=None, unique=True, max_length=64)
+    reason: str
+    outstanding: Decimal = Field(sa_type=AMOUNT)
+    currency: str = Field(max_length=3)
+    status: str = Field(default="pending", index=True, max_length=16)
+    requested_by: str = Field(max_length=128)
+    requested_at: datetime = Field(default_factory=utcnow)
+    decided_by: str | None = Field(default=None, max_length=128)
+    decided_at: datetime | None = None
+    comment: str | None = None
+
+
+class DebtorRestriction(SQLModel, table=True):
+    """GDPR art. 18: processing of a debtor's contact data is restricted (e.g. a legal claim
+    runs). While active, the contact data may be kept but not erased."""
+
+    __tablename__ = "debtor_restriction"
+
+    debtor_id: str = Field(primary_key=True, foreign_key="debtor.id", max_length=64)
+    reason: str
+    legal_claim: bool = True
+    set_by: str = Field(max_length=128)
+    set_at: datetime = Field(default_factory=utcnow)
+
+
+class PrivacyAudit(SQLModel, table=True):
+    """What was done with a debtor's personal data, by whom and when (never the data itself)."""
+
+    __tablename__ = "privacy_audit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    debtor_id: str = Field(index=True, max_length=64)
+    # exported, restricted, restriction_lifted, erased, erasure_refused
+    action: str = Field(max_length=32)
+    by: str = Field(max_length=128)
+    at: datetime = Field(default_factory=utcnow)
+    detail: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON))

@@ -246,8 +246,9 @@ def acknowledge_payment(
     for attempt in (1, 2):
         try:
             with transaction(engine) as session:
-                change = PaymentChange(result=result, received_on=received_on)
-                _add_payment(session, number, change, utcnow())
+                if attempt == 1:  # the second time, the workflow's record wrote it
+                    change = PaymentChange(result=result, received_on=received_on)
+                    _add_payment(session, number, change, utcnow())
                 session.execute(
                     update(Invoice)
                     .where(col(Invoice.number) == number, col(Invoice.revision) < result.revision)

@@ -51,8 +51,8 @@ OPERATOR_ENV = {
     "RELANCE_CREDITOR_NAME": "ACME Industrie SAS",
     "RELANCE_PAYMENT_INSTRUCTIONS": "Virement IBAN FR76 3000 6000 0112 3456 7890 189",
     "RELANCE_COLLECTORS_EMAIL": "recouvrement@acme-industrie.fr",
-    "RELANCE_MEDIATOR_EMAIL": "mediation@mediateur.example.org",
-    "RELANCE_LEGAL_PARTNER_EMAIL": "contentieux@cabinet.example.org",
+    "RELANCE_MEDIATOR_EMAIL": "mediation@cmap.fr",
+    "RELANCE_LEGAL_PARTNER_EMAIL": "contentieux@cabinet-durand-avocats.fr",
 }
 
 

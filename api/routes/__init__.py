@@ -1,7 +1,9 @@
 """The API's routes: thin, each one call into a service."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.deps import authorize
+from api.idempotency import idempotency
 from api.routes import (
     approvals,
     collection,
@@ -10,19 +12,30 @@ from api.routes import (
     imports,
     invoices,
     previews,
+    privacy,
     tasks,
     webhooks,
+    write_offs,
 )
+
+# Every endpoint of these routers is authorized by the role table (api.roles), and every
+# state-changing one honours an Idempotency-Key (api.idempotency): declared once, here.
+_GUARDED = [Depends(authorize), Depends(idempotency)]
 
 router = APIRouter()
 router.include_router(health.router)
-router.include_router(invoices.router)
-router.include_router(approvals.router)
-router.include_router(collection.router)
-router.include_router(tasks.router)
 router.include_router(webhooks.router)
-router.include_router(imports.router)
-router.include_router(previews.router)
-router.include_router(debtors.router)
+for module in (
+    invoices,
+    approvals,
+    collection,
+    write_offs,
+    tasks,
+    imports,
+    previews,
+    debtors,
+    privacy,
+):
+    router.include_router(module.router, dependencies=_GUARDED)
 
 __all__ = ["router"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ApprovalReader, ClientDep, Collector, EngineDep, SessionDep, SettingsDep
+from api.deps import Caller, ClientDep, EngineDep, SessionDep, SettingsDep
+from api.idempotency import IdempotencyDep
 from api.schemas import ApprovalPublic, DecisionCreate, DecisionPublic, error_responses
 from api.services import approvals
 from domain.lifecycle import ApprovalStatus
@@ -14,7 +15,7 @@ router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
 @router.get("", responses=error_responses(401, 403), summary="Approvals, oldest first")
 def list_approvals(
-    session: SessionDep, _: ApprovalReader, status: ApprovalStatus | None = None
+    session: SessionDep, _: Caller, status: ApprovalStatus | None = None
 ) -> list[ApprovalPublic]:
     return approvals.list_approvals(session, status)
 
@@ -30,6 +31,7 @@ async def decide(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Collector,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> DecisionPublic:
-    return await approvals.decide(engine, client, settings, approval_id, body, principal)
+    return await approvals.decide(engine, client, settings, approval_id, body, principal, idem)

@@ -6,11 +6,8 @@ invoice's workflow, recorded with the API key that asked for it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from api.auth import Principal, Role
 from api.collection_schemas import (
     ActionDone,
     CancelCreate,
@@ -27,30 +24,13 @@ from api.collection_schemas import (
     PlanPublic,
     PlaybookChange,
     ResumeCreate,
-    WriteOffCreate,
 )
-from api.deps import (
-    BackOffice,
-    ClientDep,
-    Collector,
-    EngineDep,
-    InvoiceReader,
-    SessionDep,
-    SettingsDep,
-    require,
-)
+from api.deps import Caller, ClientDep, EngineDep, SessionDep, SettingsDep
+from api.idempotency import IdempotencyDep
 from api.schemas import error_responses
 from api.services import collection
 
 router = APIRouter(prefix="/v1/invoices", tags=["collection"])
-
-# Who may do what here (admin may do everything).
-DisputeOpener = Annotated[Principal, Depends(require(Role.BACKOFFICE, Role.COLLECTOR))]
-PlanProposer = Annotated[Principal, Depends(require(Role.COLLECTOR, Role.BACKOFFICE))]
-Holder = Annotated[Principal, Depends(require(Role.COLLECTOR, Role.OPS))]
-Ops = Annotated[Principal, Depends(require(Role.OPS))]
-# Admin is always allowed: no other role may change a running invoice's scenario.
-Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 _ACTION_ERRORS = error_responses(401, 403, 404, 409, 503)
 
@@ -70,9 +50,10 @@ async def open_dispute(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: DisputeOpener,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> DisputeOpened:
-    return await collection.open_dispute(engine, client, settings, number, body, principal)
+    return await collection.open_dispute(engine, client, settings, number, body, principal, idem)
 
 
 @router.get(
@@ -80,7 +61,7 @@ async def open_dispute(
     responses=error_responses(401, 403, 404),
     summary="The invoice's disputes, oldest first",
 )
-def list_disputes(number: str, session: SessionDep, _: InvoiceReader) -> list[DisputePublic]:
+def list_disputes(number: str, session: SessionDep, _: Caller) -> list[DisputePublic]:
     return collection.list_disputes(session, number)
 
 
@@ -96,10 +77,11 @@ async def resolve_dispute(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Collector,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> DisputeResolved:
     return await collection.resolve_dispute(
-        engine, client, settings, number, dispute_id, body, principal
+        engine, client, settings, number, dispute_id, body, principal, idem
     )
 
 
@@ -118,9 +100,10 @@ async def propose_plan(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: PlanProposer,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> PlanProposed:
-    return await collection.propose_plan(engine, client, settings, number, body, principal)
+    return await collection.propose_plan(engine, client, settings, number, body, principal, idem)
 
 
 @router.post(
@@ -135,9 +118,12 @@ async def decide_plan(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Collector,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> PlanDecided:
-    return await collection.decide_plan(engine, client, settings, number, plan_id, body, principal)
+    return await collection.decide_plan(
+        engine, client, settings, number, plan_id, body, principal, idem
+    )
 
 
 @router.get(
@@ -145,7 +131,7 @@ async def decide_plan(
     responses=error_responses(401, 403, 404),
     summary="The invoice's payment plans, oldest first (the last is the current one)",
 )
-def list_plans(number: str, session: SessionDep, _: InvoiceReader) -> list[PlanPublic]:
+def list_plans(number: str, session: SessionDep, _: Caller) -> list[PlanPublic]:
     return collection.list_plans(session, number)
 
 
@@ -163,9 +149,10 @@ async def pause(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Holder,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> ActionDone:
-    return await collection.pause(engine, client, settings, number, body, principal)
+    return await collection.pause(engine, client, settings, number, body, principal, idem)
 
 
 @router.post("/{number}/resume", responses=_ACTION_ERRORS, summary="Resume a paused collection")
@@ -175,9 +162,10 @@ async def resume(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Holder,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> ActionDone:
-    return await collection.resume(engine, client, settings, number, body, principal)
+    return await collection.resume(engine, client, settings, number, body, principal, idem)
 
 
 @router.post(
@@ -191,25 +179,10 @@ async def cancel(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: BackOffice,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> ActionDone:
-    return await collection.cancel(engine, client, settings, number, body, principal)
-
-
-@router.post(
-    "/{number}/write-off",
-    responses=_ACTION_ERRORS,
-    summary="Write the invoice off as uncollectible: the collection ends",
-)
-async def write_off(
-    number: str,
-    body: WriteOffCreate,
-    engine: EngineDep,
-    client: ClientDep,
-    settings: SettingsDep,
-    principal: Ops,
-) -> ActionDone:
-    return await collection.write_off(engine, client, settings, number, body, principal)
+    return await collection.cancel(engine, client, settings, number, body, principal, idem)
 
 
 @router.post(
@@ -223,6 +196,9 @@ async def migrate_playbook(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Admin,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> ActionDone:
-    return await collection.migrate_playbook(engine, client, settings, number, body, principal)
+    return await collection.migrate_playbook(
+        engine, client, settings, number, body, principal, idem
+    )

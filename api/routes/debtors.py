@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.debtor_schemas import ContactCorrection, DebtorPublic, OverrideSet
-from api.deps import ClientDep, Collector, EngineDep, InvoiceReader, SessionDep, SettingsDep
+from api.deps import Caller, ClientDep, EngineDep, SessionDep, SettingsDep
 from api.schemas import error_responses
 from api.services import debtors
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/debtors", tags=["debtors"])
     summary="A debtor's segment, risk score (and why), override and next playbook",
 )
 def get_debtor(
-    debtor_id: str, session: SessionDep, settings: SettingsDep, _: InvoiceReader
+    debtor_id: str, session: SessionDep, settings: SettingsDep, _: Caller
 ) -> DebtorPublic:
     return debtors.get_debtor(session, settings, debtor_id)
 
@@ -34,10 +34,10 @@ async def correct_contact(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Collector,
+    principal: Caller,
 ) -> DebtorPublic:
     return await debtors.correct_debtor_contact(
-        engine, client, settings, debtor_id, body, principal.name
+        engine, client, settings, debtor_id, body, principal.identity
     )
 
 
@@ -51,7 +51,7 @@ async def set_override(
     body: OverrideSet,
     engine: EngineDep,
     settings: SettingsDep,
-    principal: Collector,
+    principal: Caller,
 ) -> DebtorPublic:
     """Applies to invoices handed over from now on; running ones keep their playbook."""
     return await debtors.set_override(engine, settings, debtor_id, body, principal)
@@ -63,6 +63,6 @@ async def set_override(
     responses=error_responses(401, 403, 404),
     summary="Remove the debtor's override (idempotent)",
 )
-async def clear_override(debtor_id: str, engine: EngineDep, principal: Collector) -> Response:
+async def clear_override(debtor_id: str, engine: EngineDep, principal: Caller) -> Response:
     await debtors.clear_override(engine, debtor_id, principal)
     return Response(status_code=204)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import BackOffice, ClientDep, EngineDep, SettingsDep
+from api.deps import Caller, ClientDep, EngineDep, SettingsDep
 from api.import_schemas import MAX_BATCH, BatchReport, InvoiceBatch
 from api.schemas import error_responses
 from api.services import imports
@@ -26,7 +26,7 @@ async def hand_over_batch(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    _: BackOffice,
+    _: Caller,
     dry_run: bool = False,
 ) -> BatchReport:
     """Each item as `POST /v1/invoices` takes it, and each on its own: a bad item is rejected

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Response
 
-from api.deps import BackOffice, ClientDep, EngineDep, InvoiceReader, SessionDep, SettingsDep
+from api.deps import Caller, ClientDep, EngineDep, SessionDep, SettingsDep
+from api.idempotency import IdempotencyDep
 from api.schemas import (
     HistoryEntry,
     InvoiceCreate,
@@ -32,7 +33,7 @@ async def hand_over(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    _: BackOffice,
+    _: Caller,
 ) -> InvoicePublic:
     """The same invoice again gets the same answer; the same number with other data, 409."""
     response.headers["Location"] = f"/v1/invoices/{body.number}"
@@ -41,7 +42,7 @@ async def hand_over(
 
 @router.get("/{number}", responses=error_responses(401, 403, 404), summary="An invoice's state")
 def get_invoice(
-    number: str, session: SessionDep, settings: SettingsDep, _: InvoiceReader
+    number: str, session: SessionDep, settings: SettingsDep, _: Caller
 ) -> InvoicePublic:
     return invoices.get_invoice(session, settings, number)
 
@@ -57,9 +58,10 @@ async def record_payment(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    _: BackOffice,
+    _: Caller,
+    idem: IdempotencyDep,
 ) -> PaymentRecorded:
-    return await invoices.record_payment(engine, client, settings, number, body)
+    return await invoices.record_payment(engine, client, settings, number, body, idem)
 
 
 @router.get(
@@ -67,7 +69,7 @@ async def record_payment(
     responses=error_responses(401, 403, 404),
     summary="The invoice's timeline: steps, messages, payments, decisions",
 )
-def history(number: str, session: SessionDep, _: InvoiceReader) -> list[HistoryEntry]:
+def history(number: str, session: SessionDep, _: Caller) -> list[HistoryEntry]:
     return invoices.history(session, number)
 
 
@@ -81,7 +83,7 @@ def history(number: str, session: SessionDep, _: InvoiceReader) -> list[HistoryE
     summary="The legal file: invoice, timeline, messages as sent, amounts, summary PDF (zip)",
 )
 def get_dossier(
-    number: str, session: SessionDep, settings: SettingsDep, _: InvoiceReader
+    number: str, session: SessionDep, settings: SettingsDep, _: Caller
 ) -> Response:
     now = datetime.now(UTC)
     body = dossier.dossier(session, settings, number, as_of=now.date(), created_at=now)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import EngineDep, InvoiceReader, SettingsDep
+from api.deps import Caller, EngineDep, SettingsDep
 from api.import_schemas import MessagePreview
 from api.schemas import IsoDate, Language, error_responses
 from api.services import previews
@@ -22,7 +22,7 @@ def preview(
     step: str,
     engine: EngineDep,
     settings: SettingsDep,
-    _: InvoiceReader,
+    _: Caller,
     language: Language | None = None,
     as_of: IsoDate | None = None,
 ) -> MessagePreview:

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Depends
-
-from api.auth import Principal, Role
 from api.collection_schemas import TaskClosed, TaskKind, TaskOutcomeCreate, TaskPublic, TaskStatus
-from api.deps import ClientDep, Collector, EngineDep, SessionDep, SettingsDep, require
+from api.deps import Caller, ClientDep, EngineDep, SessionDep, SettingsDep
+from api.idempotency import IdempotencyDep
 from api.schemas import error_responses
 from api.services import tasks
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
-TaskReader = Annotated[Principal, Depends(require(Role.COLLECTOR, Role.OPS))]
-
 
 @router.get("", responses=error_responses(401, 403), summary="Tasks, the most urgent first")
 def list_tasks(
     session: SessionDep,
-    _: TaskReader,
+    _: Caller,
     status: TaskStatus | None = None,
     kind: TaskKind | None = None,
     invoice: str | None = None,
@@ -39,6 +35,7 @@ async def record_outcome(
     engine: EngineDep,
     client: ClientDep,
     settings: SettingsDep,
-    principal: Collector,
+    principal: Caller,
+    idem: IdempotencyDep,
 ) -> TaskClosed:
-    return await tasks.record_outcome(engine, client, settings, task_id, body, principal)
+    return await tasks.record_outcome(engine, client, settings, task_id, body, principal, idem)

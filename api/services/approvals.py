@@ -20,8 +20,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.actors import ActorNames, display
 from api.auth import Principal
 from api.errors import Conflict, NotFound, from_temporal
+from api.idempotency import Idempotency
 from api.schemas import ApprovalPublic, DecisionCreate, DecisionPublic, MoneyPublic, NextStepPublic
 from api.services.invoices import TEMPORAL_ERRORS, approval_public, read_invoice, rpc_timeout
 from config import Settings
@@ -36,7 +38,8 @@ log = logging.getLogger("relance.api")
 
 
 def list_approvals(session: Session, status: ApprovalStatus | None) -> list[ApprovalPublic]:
-    return [approval_public(row) for row in approvals(session, status)]
+    names = ActorNames(session)
+    return [approval_public(row, names) for row in approvals(session, status)]
 
 
 def _pending_approval(engine: Engine, approval_id: str) -> Approval:
@@ -45,7 +48,7 @@ def _pending_approval(engine: Engine, approval_id: str) -> Approval:
     if row is None:
         raise NotFound(f"approval {approval_id} is unknown")
     if row.status != ApprovalStatus.PENDING:
-        by = f" by {row.decided_by}" if row.decided_by else ""
+        by = f" by {display(engine, row.decided_by)}" if row.decided_by else ""
         raise Conflict(f"approval {approval_id} is no longer pending: it was {row.status}{by}")
     return row
 
@@ -57,6 +60,7 @@ async def decide(
     approval_id: str,
     body: DecisionCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> DecisionPublic:
     approval = await to_thread.run_sync(_pending_approval, engine, approval_id)
     number = approval.invoice_number
@@ -64,7 +68,7 @@ async def decide(
         approval_id=approval_id,
         approve=body.approve,
         comment=body.comment,
-        decided_by=principal.name,
+        decided_by=principal.identity,
     )
     handle = invoice_handle(client, number)
     try:
@@ -73,6 +77,7 @@ async def decide(
         update: WorkflowUpdateHandle[DecisionResult] = await handle.start_update(
             InvoiceWorkflow.decide_escalation,
             decision,
+            id=idem.update_id() if idem is not None else None,
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             rpc_timeout=rpc_timeout(settings),
         )

@@ -22,6 +22,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
+from api.actors import ActorNames, display
 from api.auth import Principal
 from api.collection_schemas import (
     ActionDone,
@@ -41,7 +42,6 @@ from api.collection_schemas import (
     PlanPublic,
     PlaybookChange,
     ResumeCreate,
-    WriteOffCreate,
     check_scale,
 )
 from api.errors import (
@@ -52,6 +52,7 @@ from api.errors import (
     Unavailable,
     from_temporal,
 )
+from api.idempotency import Idempotency
 from api.portal.notices import send_notice
 from api.schemas import MoneyPublic
 from api.services.debtors import playbook_library
@@ -82,8 +83,14 @@ log = logging.getLogger("relance.api")
 Request = TypeVar("Request", bound=BaseModel)
 
 
-def new_id(prefix: str) -> str:
-    """A short opaque id for a dispute or plan: no personal data, unique enough per invoice."""
+def new_id(prefix: str, idem: Idempotency | None = None) -> str:
+    """A short opaque id for a dispute or plan: no personal data, unique enough per invoice.
+
+    Made from the request's Idempotency-Key when it has one, so a client retrying after a
+    timeout names the same dispute instead of opening a second one.
+    """
+    if idem is not None:
+        return idem.derive(prefix)
     return f"{prefix}-{uuid.uuid4().hex[:12].upper()}"
 
 
@@ -97,7 +104,7 @@ def invoice_or_404(session: Session, number: str) -> Invoice:
     return invoice
 
 
-def _known_invoice(engine: Engine, number: str) -> Invoice:
+def known_invoice(engine: Engine, number: str) -> Invoice:
     with Session(engine) as session:
         return invoice_or_404(session, number)
 
@@ -115,9 +122,9 @@ def _amount(value: Decimal, currency: str, field: str) -> Money:
 # ------------------------------------------------------------------ the workflow
 
 
-def _after_end(engine: Engine, number: str) -> Conflict | Unavailable:
+def after_end(engine: Engine, number: str) -> Conflict | Unavailable:
     """The answer for an action on an invoice whose workflow is not running."""
-    invoice = _known_invoice(engine, number)
+    invoice = known_invoice(engine, number)
     if invoice.stage in TERMINAL_STAGES:
         return Conflict(f"invoice {number} is already {invoice.stage}: its collection has ended")
     return Unavailable(
@@ -126,7 +133,7 @@ def _after_end(engine: Engine, number: str) -> Conflict | Unavailable:
     )
 
 
-def _from_store(engine: Engine, settings: Settings, number: str) -> InvoiceState:
+def state_from_store(engine: Engine, settings: Settings, number: str) -> InvoiceState:
     invoice = read_invoice(engine, settings, number)
     return InvoiceState(
         number=invoice.number,
@@ -143,32 +150,36 @@ async def apply(
     number: str,
     update: UpdateMethodMultiParam[[InvoiceWorkflow, Request], InvoiceStatus],
     request: Request,
+    idem: Idempotency | None = None,
 ) -> tuple[InvoiceState, bool]:
     """Send one Update to the invoice's workflow: its state afterwards, and whether it is done.
 
     Accepted first: once the workflow's validator took the action it will be carried out, even
     if recording it outlasts this request; the state is then the last one the store holds.
+    With an Idempotency-Key the Update's id comes from it: Temporal runs an Update id once per
+    workflow run, so a retried request finds the first one's Update instead of a second.
     """
     handle = invoice_handle(client, number)
     try:
         accepted = await handle.start_update(
             update,
             request,
+            id=idem.update_id() if idem is not None else None,
             wait_for_stage=WorkflowUpdateStage.ACCEPTED,
             rpc_timeout=rpc_timeout(settings),
         )
     except TEMPORAL_ERRORS as err:
         if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
-            raise await to_thread.run_sync(_after_end, engine, number) from err
+            raise await to_thread.run_sync(after_end, engine, number) from err
         raise from_temporal(err, settings, invoice=number) from err
     try:
         status = await accepted.result(rpc_timeout=rpc_timeout(settings))
     except RPCTimeoutOrCancelledError:
-        return await to_thread.run_sync(_from_store, engine, settings, number), False
+        return await to_thread.run_sync(state_from_store, engine, settings, number), False
     except TEMPORAL_ERRORS as err:
         if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
             # The workflow ended after it accepted the action.
-            raise await to_thread.run_sync(_after_end, engine, number) from err
+            raise await to_thread.run_sync(after_end, engine, number) from err
         raise from_temporal(err, settings, invoice=number) from err
     await to_thread.run_sync(acknowledge, engine, status)
     return InvoiceState.of(status), True
@@ -177,7 +188,7 @@ async def apply(
 # ------------------------------------------------------------------ disputes
 
 
-def _dispute_public(row: Dispute, invoice_currency: str) -> DisputePublic:
+def _dispute_public(row: Dispute, invoice_currency: str, names: ActorNames) -> DisputePublic:
     currency = row.currency or invoice_currency
     return DisputePublic(
         id=row.id,
@@ -185,10 +196,10 @@ def _dispute_public(row: Dispute, invoice_currency: str) -> DisputePublic:
         status=row.status,
         reason=row.reason,
         amount=MoneyPublic.of(row.amount, currency) if row.amount is not None else None,
-        opened_by=row.opened_by,
+        opened_by=names.name(row.opened_by) or row.opened_by,
         opened_at=row.opened_at,
         deadline=row.deadline,
-        resolved_by=row.resolved_by,
+        resolved_by=names.name(row.resolved_by),
         resolved_at=row.resolved_at,
         resolution=row.resolution,
         credit=MoneyPublic.of(row.credit, currency) if row.credit is not None else None,
@@ -202,7 +213,8 @@ def list_disputes(session: Session, number: str) -> list[DisputePublic]:
         .where(Dispute.invoice_number == number)
         .order_by(col(Dispute.opened_at), col(Dispute.id))
     ).all()
-    return [_dispute_public(row, invoice.currency) for row in rows]
+    names = ActorNames(session)
+    return [_dispute_public(row, invoice.currency, names) for row in rows]
 
 
 async def open_dispute(
@@ -212,9 +224,10 @@ async def open_dispute(
     number: str,
     body: DisputeCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> DisputeOpened:
     # The store first: an unknown invoice is a 404 without a round trip to Temporal.
-    invoice = await to_thread.run_sync(_known_invoice, engine, number)
+    invoice = await to_thread.run_sync(known_invoice, engine, number)
     amount: Money | None = None
     if body.amount is not None:
         amount = _amount(body.amount, body.currency or invoice.currency, "amount")
@@ -225,10 +238,13 @@ async def open_dispute(
                 field="amount",
             )
     request = DisputeOpen(
-        dispute_id=new_id("D"), reason=body.reason, amount=amount, opened_by=principal.name
+        dispute_id=new_id("D", idem),
+        reason=body.reason,
+        amount=amount,
+        opened_by=principal.identity,
     )
     state, applied = await apply(
-        engine, client, settings, number, InvoiceWorkflow.open_dispute, request
+        engine, client, settings, number, InvoiceWorkflow.open_dispute, request, idem
     )
     log.info("dispute %s opened on invoice %s by %s", request.dispute_id, number, principal.prefix)
     return DisputeOpened(
@@ -243,7 +259,7 @@ def _open_dispute_row(engine: Engine, number: str, dispute_id: str) -> Invoice:
     if row is None or row.invoice_number != number:
         raise NotFound(f"dispute {dispute_id} is unknown on invoice {number}")
     if row.status != "open":
-        by = f" by {row.resolved_by}" if row.resolved_by else ""
+        by = f" by {display(engine, row.resolved_by)}" if row.resolved_by else ""
         raise Conflict(f"dispute {dispute_id} is no longer open: it was {row.status}{by}")
     return invoice
 
@@ -256,6 +272,7 @@ async def resolve_dispute(
     dispute_id: str,
     body: DisputeResolutionCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> DisputeResolved:
     invoice = await to_thread.run_sync(_open_dispute_row, engine, number, dispute_id)
     credit = _amount(body.credit, invoice.currency, "credit") if body.credit else None
@@ -265,10 +282,10 @@ async def resolve_dispute(
         credit=credit,
         credit_note_reference=body.credit_note_reference,
         comment=body.comment,
-        resolved_by=principal.name,
+        resolved_by=principal.identity,
     )
     state, applied = await apply(
-        engine, client, settings, number, InvoiceWorkflow.resolve_dispute, resolution
+        engine, client, settings, number, InvoiceWorkflow.resolve_dispute, resolution, idem
     )
     log.info(
         "dispute %s on invoice %s %s by %s", dispute_id, number, body.outcome, principal.prefix
@@ -285,7 +302,7 @@ async def resolve_dispute(
 # ------------------------------------------------------------------ payment plans
 
 
-def _plan_public(row: PaymentPlan) -> PlanPublic:
+def _plan_public(row: PaymentPlan, names: ActorNames) -> PlanPublic:
     installments = [Installment.model_validate(item) for item in row.installments]
     return PlanPublic(
         id=row.id,
@@ -296,9 +313,9 @@ def _plan_public(row: PaymentPlan) -> PlanPublic:
             for i in installments
         ],
         needs_approval=row.needs_approval,
-        proposed_by=row.proposed_by,
+        proposed_by=names.name(row.proposed_by) or row.proposed_by,
         proposed_at=row.proposed_at,
-        decided_by=row.decided_by,
+        decided_by=names.name(row.decided_by),
         decided_at=row.decided_at,
         comment=row.comment,
     )
@@ -314,7 +331,8 @@ def _plans(session: Session, number: str) -> Sequence[PaymentPlan]:
 
 def list_plans(session: Session, number: str) -> list[PlanPublic]:
     invoice_or_404(session, number)
-    return [_plan_public(row) for row in _plans(session, number)]
+    names = ActorNames(session)
+    return [_plan_public(row, names) for row in _plans(session, number)]
 
 
 def _stored_plan(engine: Engine, plan_id: str) -> PaymentPlan | None:
@@ -336,8 +354,9 @@ async def propose_plan(
     number: str,
     body: PlanCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> PlanProposed:
-    invoice = await to_thread.run_sync(_known_invoice, engine, number)
+    invoice = await to_thread.run_sync(known_invoice, engine, number)
     installments = [
         Installment(
             due_date=item.due_date,
@@ -346,13 +365,13 @@ async def propose_plan(
         for index, item in enumerate(body.installments)
     ]
     proposal = PlanProposal(
-        plan_id=new_id("P"),
+        plan_id=new_id("P", idem),
         installments=installments,
-        proposed_by=principal.name,
+        proposed_by=principal.identity,
         comment=body.comment,
     )
     state, applied = await apply(
-        engine, client, settings, number, InvoiceWorkflow.propose_payment_plan, proposal
+        engine, client, settings, number, InvoiceWorkflow.propose_payment_plan, proposal, idem
     )
     log.info("plan %s proposed on invoice %s by %s", proposal.plan_id, number, principal.prefix)
     stored = await to_thread.run_sync(_stored_plan, engine, proposal.plan_id)
@@ -378,7 +397,7 @@ def _proposed_plan(engine: Engine, number: str, plan_id: str) -> None:
     if row is None or row.invoice_number != number:
         raise NotFound(f"payment plan {plan_id} is unknown on invoice {number}")
     if row.status != "proposed":
-        by = f" by {row.decided_by}" if row.decided_by else ""
+        by = f" by {display(engine, row.decided_by)}" if row.decided_by else ""
         raise Conflict(f"payment plan {plan_id} is not awaiting a decision: it is {row.status}{by}")
 
 
@@ -401,14 +420,18 @@ async def decide_plan(
     plan_id: str,
     body: PlanDecisionCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> PlanDecided:
     await to_thread.run_sync(_proposed_plan, engine, number, plan_id)
     # Four-eyes is the workflow's to enforce: it knows who proposed the plan.
     decision = PlanDecision(
-        plan_id=plan_id, approve=body.approve, decided_by=principal.name, comment=body.comment
+        plan_id=plan_id,
+        approve=body.approve,
+        decided_by=principal.identity,
+        comment=body.comment,
     )
     state, applied = await apply(
-        engine, client, settings, number, InvoiceWorkflow.decide_payment_plan, decision
+        engine, client, settings, number, InvoiceWorkflow.decide_payment_plan, decision, idem
     )
     await _tell_portal_debtor(engine, client, settings, number, plan_id, body.approve)
     log.info(
@@ -435,9 +458,10 @@ async def _act(
     request: Request,
     principal: Principal,
     what: str,
+    idem: Idempotency | None,
 ) -> ActionDone:
-    await to_thread.run_sync(_known_invoice, engine, number)
-    state, applied = await apply(engine, client, settings, number, update, request)
+    await to_thread.run_sync(known_invoice, engine, number)
+    state, applied = await apply(engine, client, settings, number, update, request, idem)
     log.info("invoice %s %s by %s", number, what, principal.prefix)
     return ActionDone(by=principal.name, applied=applied, status=state)
 
@@ -449,10 +473,16 @@ async def pause(
     number: str,
     body: PauseCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> ActionDone:
-    request = HoldRequest(reason=body.reason, until=body.until, by=principal.name)
+    request = HoldRequest(
+        reason=body.reason,
+        until=body.until,
+        by=principal.identity,
+        key=idem.derive("pause") if idem is not None else None,
+    )
     return await _act(
-        engine, client, settings, number, InvoiceWorkflow.pause, request, principal, "paused"
+        engine, client, settings, number, InvoiceWorkflow.pause, request, principal, "paused", idem
     )
 
 
@@ -463,10 +493,19 @@ async def resume(
     number: str,
     body: ResumeCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> ActionDone:
-    request = ResumeRequest(by=principal.name, comment=body.comment)
+    request = ResumeRequest(by=principal.identity, comment=body.comment)
     return await _act(
-        engine, client, settings, number, InvoiceWorkflow.resume, request, principal, "resumed"
+        engine,
+        client,
+        settings,
+        number,
+        InvoiceWorkflow.resume,
+        request,
+        principal,
+        "resumed",
+        idem,
     )
 
 
@@ -477,29 +516,24 @@ async def cancel(
     number: str,
     body: CancelCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> ActionDone:
     closure = Closure(
         kind=ClosureKind.CANCEL,
         reason=body.reason,
-        by=principal.name,
+        by=principal.identity,
         credit_note_reference=body.credit_note_reference,
     )
     return await _act(
-        engine, client, settings, number, InvoiceWorkflow.close, closure, principal, "cancelled"
-    )
-
-
-async def write_off(
-    engine: Engine,
-    client: Client,
-    settings: Settings,
-    number: str,
-    body: WriteOffCreate,
-    principal: Principal,
-) -> ActionDone:
-    closure = Closure(kind=ClosureKind.WRITE_OFF, reason=body.reason, by=principal.name)
-    return await _act(
-        engine, client, settings, number, InvoiceWorkflow.close, closure, principal, "written off"
+        engine,
+        client,
+        settings,
+        number,
+        InvoiceWorkflow.close,
+        closure,
+        principal,
+        "cancelled",
+        idem,
     )
 
 
@@ -510,6 +544,7 @@ async def migrate_playbook(
     number: str,
     body: PlaybookChange,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> ActionDone:
     """Running invoices keep the playbook they started with, unless an operator moves them."""
     if body.playbook not in playbook_library(settings).names():
@@ -519,7 +554,7 @@ async def migrate_playbook(
             field="playbook",
         )
     migration = PlaybookMigration(
-        playbook=playbook_named(settings, body.playbook), by=principal.name, reason=body.reason
+        playbook=playbook_named(settings, body.playbook), by=principal.identity, reason=body.reason
     )
     return await _act(
         engine,
@@ -530,4 +565,5 @@ async def migrate_playbook(
         migration,
         principal,
         f"moved to playbook {body.playbook}",
+        idem,
     )

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.actors import ActorNames
 from api.auth import Principal
 from api.debtor_schemas import (
     ContactCorrection,
@@ -99,12 +100,15 @@ class Selection:
     opt_out: str | None
 
 
-def opt_out_note(override: DebtorOverride | None, as_of: date) -> str | None:
+def opt_out_note(
+    override: DebtorOverride | None, as_of: date, names: ActorNames | None = None
+) -> str | None:
     if override is None or override.opt_out_until is None or override.opt_out_until < as_of:
         return None
     return (
         f"the debtor is opted out of collection until {override.opt_out_until.isoformat()} "
-        f"({override.opt_out_reason}; set by {override.set_by})"
+        f"({override.opt_out_reason}; set by "
+        f"{names.name(override.set_by) if names else override.set_by})"
     )
 
 
@@ -132,7 +136,8 @@ def select_playbook(session: Session, settings: Settings, debtor: Debtor, as_of:
         playbook_library(settings).names(),
         default=settings.default_playbook,
     )
-    return Selection(segment, inputs, risk, override, choice, opt_out_note(override, as_of))
+    note = opt_out_note(override, as_of, ActorNames(session))
+    return Selection(segment, inputs, risk, override, choice, note)
 
 
 # ------------------------------------------------------------------ read
@@ -150,13 +155,13 @@ def _plain(amount: Decimal | None) -> str | None:
     return None if amount is None else format(amount.normalize(), "f")
 
 
-def _override_public(row: DebtorOverride, as_of: date) -> OverridePublic:
+def _override_public(row: DebtorOverride, as_of: date, names: ActorNames) -> OverridePublic:
     return OverridePublic(
         playbook=row.playbook,
         opt_out_reason=row.opt_out_reason,
         opt_out_until=row.opt_out_until,
         opt_out_active=opt_out_note(row, as_of) is not None,
-        set_by=row.set_by,
+        set_by=names.name(row.set_by) or row.set_by,
         set_at=row.set_at,
     )
 
@@ -190,7 +195,11 @@ def debtor_public(
             factors=risk.factors,
             inputs=selection.inputs,
         ),
-        override=_override_public(selection.override, as_of) if selection.override else None,
+        override=(
+            _override_public(selection.override, as_of, ActorNames(session))
+            if selection.override
+            else None
+        ),
         playbook=PlaybookChoicePublic(
             name=selection.choice.playbook, why=selection.choice.why, opt_out=selection.opt_out
         ),
@@ -242,7 +251,7 @@ def _set_override(
             playbook=body.playbook,
             opt_out_reason=body.opt_out_reason,
             opt_out_until=body.opt_out_until,
-            set_by=principal.name,
+            set_by=principal.identity,
         )
     log.info("override set on debtor %s by %s", debtor_id, principal.prefix)
     with Session(engine) as session:

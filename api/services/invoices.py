@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.actors import ActorNames
 from api.errors import (
     ApiError,
     Conflict,
@@ -26,6 +27,7 @@ from api.errors import (
     from_temporal,
     temporal_unreachable,
 )
+from api.idempotency import Idempotency
 from api.schemas import (
     ApprovalPublic,
     HistoryEntry,
@@ -217,7 +219,7 @@ def record_hand_over(
     corrected = tuple(open_invoice_numbers(session, stored.id)) if changed else ()
     if existing is not None:
         # A replay keeps the playbook the invoice was recorded with.
-        note = debtors.opt_out_note(override_of(session, stored.id), as_of)
+        note = debtors.opt_out_note(override_of(session, stored.id), as_of, ActorNames(session))
         return Recorded(
             playbook_named(settings, existing.playbook),
             [note] if note else [],
@@ -312,8 +314,9 @@ def _invoice_or_404(session: Session, number: str) -> Invoice:
     return invoice
 
 
-def approval_public(row: Approval) -> ApprovalPublic:
-    return ApprovalPublic.model_validate(row, from_attributes=True)
+def approval_public(row: Approval, names: ActorNames) -> ApprovalPublic:
+    public = ApprovalPublic.model_validate(row, from_attributes=True)
+    return public.model_copy(update={"decided_by": names.name(row.decided_by)})
 
 
 def _payment_public(row: Payment) -> PaymentPublic:
@@ -403,7 +406,7 @@ def invoice_public(
         outstanding=MoneyPublic.of(invoice.outstanding, currency),
         overpayment=MoneyPublic.of(invoice.overpayment, currency) if invoice.overpayment else None,
         next_step=None if fresh else _next_step(settings, invoice, pending, session),
-        pending_approval=approval_public(pending) if pending else None,
+        pending_approval=approval_public(pending, ActorNames(session)) if pending else None,
         payments=[]
         if fresh
         else [_payment_public(p) for p in payments_of(session, invoice.number)],
@@ -460,7 +463,12 @@ def _after_close(engine: Engine, number: str, body: PaymentCreate) -> PaymentRec
 
 
 async def record_payment(
-    engine: Engine, client: Client, settings: Settings, number: str, body: PaymentCreate
+    engine: Engine,
+    client: Client,
+    settings: Settings,
+    number: str,
+    body: PaymentCreate,
+    idem: Idempotency | None = None,
 ) -> PaymentRecorded:
     # The store first: an unknown invoice is a 404 without a round trip to Temporal.
     await to_thread.run_sync(_known_invoice, engine, number)
@@ -471,7 +479,10 @@ async def record_payment(
     )
     try:
         result = await invoice_handle(client, number).execute_update(
-            InvoiceWorkflow.record_payment, payment, rpc_timeout=rpc_timeout(settings)
+            InvoiceWorkflow.record_payment,
+            payment,
+            id=idem.update_id() if idem is not None else None,
+            rpc_timeout=rpc_timeout(settings),
         )
     except TEMPORAL_ERRORS as err:
         if isinstance(err, RPCError) and err.status == RPCStatusCode.NOT_FOUND:
@@ -492,9 +503,14 @@ async def record_payment(
 # ------------------------------------------------------------------ history
 
 
-def _event_entry(event: Event) -> HistoryEntry:
+def _event_entry(event: Event, names: ActorNames) -> HistoryEntry:
+    # The workflow names actors by identity; people read their labels.
     return HistoryEntry(
-        at=event.at, kind=event.kind, summary=event.summary, stage=event.stage, detail=event.detail
+        at=event.at,
+        kind=event.kind,
+        summary=names.text(event.summary),
+        stage=event.stage,
+        detail=event.detail,
     )
 
 
@@ -529,7 +545,8 @@ def _message_entry(row: Interaction) -> HistoryEntry:
 def history(session: Session, number: str) -> list[HistoryEntry]:
     """Every step, message, payment and decision of the invoice, oldest first."""
     _invoice_or_404(session, number)
-    entries = [(_event_entry(e), 1, e.id or 0) for e in events_of(session, number)]
+    names = ActorNames(session)
+    entries = [(_event_entry(e, names), 1, e.id or 0) for e in events_of(session, number)]
     entries += [(_message_entry(i), 0, i.id or 0) for i in interactions_of(session, number)]
     # At equal times a message comes before the event that reports its step as done.
     entries.sort(key=lambda item: (item[0].at, item[1], item[2]))

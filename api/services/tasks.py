@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 from temporalio.client import Client
 
+from api.actors import ActorNames, display
 from api.auth import Principal
 from api.collection_schemas import (
     CallOutcome,
@@ -26,6 +27,7 @@ from api.collection_schemas import (
     TaskStatus,
 )
 from api.errors import Conflict, NotFound
+from api.idempotency import Idempotency
 from api.services.collection import apply
 from config import Settings
 from domain.holds import PromiseToPay
@@ -39,8 +41,9 @@ log = logging.getLogger("relance.api")
 _PROMISE_ID_MAX = 64
 
 
-def task_public(row: Task) -> TaskPublic:
-    return TaskPublic.model_validate(row, from_attributes=True)
+def task_public(row: Task, names: ActorNames) -> TaskPublic:
+    public = TaskPublic.model_validate(row, from_attributes=True)
+    return public.model_copy(update={"closed_by": names.name(row.closed_by)})
 
 
 def list_tasks(
@@ -57,7 +60,8 @@ def list_tasks(
         query = query.where(Task.kind == kind)
     if invoice is not None:
         query = query.where(Task.invoice_number == invoice)
-    return [task_public(row) for row in session.exec(query).all()]
+    names = ActorNames(session)
+    return [task_public(row, names) for row in session.exec(query).all()]
 
 
 def promise_id(task_id: str) -> str:
@@ -72,15 +76,15 @@ def _open_task(engine: Engine, task_id: str) -> Task:
         row = session.get(Task, task_id)
     if row is None:
         raise NotFound(f"task {task_id} is unknown")
-    _check_open(row)
+    _check_open(engine, row)
     return row
 
 
-def _check_open(row: Task) -> None:
+def _check_open(engine: Engine, row: Task) -> None:
     if row.status == TaskStatus.CANCELLED:
         raise Conflict(f"task {row.id} was cancelled: the invoice's collection no longer needs it")
     if row.outcome is not None or row.status != TaskStatus.OPEN:
-        by = f" by {row.closed_by}" if row.closed_by else ""
+        by = f" by {display(engine, row.closed_by)}" if row.closed_by else ""
         raise Conflict(f"task {row.id} is already closed{by}")
 
 
@@ -100,7 +104,7 @@ def _close(engine: Engine, task_id: str, body: TaskOutcomeCreate, principal: Pri
                 outcome=body.outcome,
                 notes=body.notes or None,
                 promise_date=body.promise_date,
-                closed_by=principal.name,
+                closed_by=principal.identity,
                 closed_at=utcnow(),
             )
         )
@@ -108,7 +112,7 @@ def _close(engine: Engine, task_id: str, body: TaskOutcomeCreate, principal: Pri
         if row is None:
             raise NotFound(f"task {task_id} is unknown")
         if closed.rowcount != 1:
-            _check_open(row)
+            _check_open(engine, row)
         session.refresh(row)
         return row
 
@@ -120,6 +124,7 @@ async def record_outcome(
     task_id: str,
     body: TaskOutcomeCreate,
     principal: Principal,
+    idem: Idempotency | None = None,
 ) -> TaskClosed:
     task = await to_thread.run_sync(_open_task, engine, task_id)
     state: InvoiceState | None = None
@@ -130,7 +135,7 @@ async def record_outcome(
         promise = PromiseToPay(
             promise_id=promise_id(task.id),
             until=body.promise_date,
-            recorded_by=principal.name,
+            recorded_by=principal.identity,
         )
         state, _ = await apply(
             engine,
@@ -139,7 +144,10 @@ async def record_outcome(
             task.invoice_number,
             InvoiceWorkflow.record_promise,
             promise,
+            idem,
         )
     row = await to_thread.run_sync(_close, engine, task_id, body, principal)
     log.info("task %s closed (%s) by %s", task_id, body.outcome, principal.prefix)
-    return TaskClosed(task=task_public(row), status=state)
+    with Session(engine) as session:
+        task_closed = task_public(row, ActorNames(session))
+    return TaskClosed(task=task_closed, status=state)

@@ -343,16 +343,16 @@ async def test_pause_and_resume(api: Api) -> None:
     paused = await api.post(
         "/v1/invoices/INV-HOLD-1/pause",
         {"reason": "debtor in safeguard proceedings", "until": until},
-        role=Role.OPS,
+        role=Role.COLLECTOR,
     )
 
     assert paused.status_code == 200, paused.text
-    assert paused.json()["by"] == "ops-tester"
+    assert paused.json()["by"] == "collector-tester"
     assert paused.json()["status"]["stage"] == "paused"
     assert (await api.invoice("INV-HOLD-1"))["stage"] == "paused"
 
     resumed = await api.post(
-        "/v1/invoices/INV-HOLD-1/resume", {"comment": "proceedings ended"}, role=Role.COLLECTOR
+        "/v1/invoices/INV-HOLD-1/resume", {"comment": "proceedings ended"}, role=Role.ADMIN
     )
 
     assert resumed.status_code == 200, resumed.text
@@ -361,19 +361,24 @@ async def test_pause_and_resume(api: Api) -> None:
     assert again.status_code == 409, again.text
     assert "not paused" in again.json()["detail"]
     history = (await api.get("/v1/invoices/INV-HOLD-1/history")).json()
-    assert any("ops-tester" in e["summary"] for e in history)
+    # Recorded by identity, shown by label.
     assert any("collector-tester" in e["summary"] for e in history)
+    assert any("admin-tester" in e["summary"] for e in history)
+    assert not any("apikey:" in e["summary"] for e in history)
 
-    # The back office hands over and reports; holds are for collectors and ops.
-    refused = await api.post("/v1/invoices/INV-HOLD-1/pause", {"reason": "x"})
-    assert refused.status_code == 403
+    # Holds are for collectors: the back office reports, ops only look.
+    for role in (Role.BACKOFFICE, Role.OPS, Role.FINANCE):
+        refused = await api.post("/v1/invoices/INV-HOLD-1/pause", {"reason": "x"}, role=role)
+        assert refused.status_code == 403
     assert "body.until" in field_errors(
         await api.post(
-            "/v1/invoices/INV-HOLD-1/pause", {"reason": "x", "until": "next week"}, role=Role.OPS
+            "/v1/invoices/INV-HOLD-1/pause",
+            {"reason": "x", "until": "next week"},
+            role=Role.COLLECTOR,
         )
     )
     assert "body.reason" in field_errors(
-        await api.post("/v1/invoices/INV-HOLD-1/pause", {}, role=Role.OPS)
+        await api.post("/v1/invoices/INV-HOLD-1/pause", {}, role=Role.COLLECTOR)
     )
 
 
@@ -396,24 +401,27 @@ async def test_the_back_office_cancels_with_a_credit_note(api: Api) -> None:
     assert response.json()["status"]["stage"] == "cancelled"
     assert (await api.invoice("INV-END-1"))["stage"] == "cancelled"
     # Ended: a write-off now is a conflict, not a second ending.
-    late = await api.post("/v1/invoices/INV-END-1/write-off", {"reason": "x"}, role=Role.OPS)
+    late = await api.post("/v1/invoices/INV-END-1/write-off", {"reason": "x"}, role=Role.FINANCE)
     assert late.status_code == 409, late.text
 
 
-async def test_ops_write_off_an_uncollectible_invoice(api: Api) -> None:
+async def test_finance_writes_off_an_uncollectible_invoice(api: Api) -> None:
+    # 1200 EUR outstanding: below the four-eyes threshold (5000 by default).
     await _handed_over(api, "INV-END-2")
     url = "/v1/invoices/INV-END-2/write-off"
-    assert (await api.post(url, {"reason": "debtor liquidated"})).status_code == 403
+    for role in (Role.BACKOFFICE, Role.COLLECTOR, Role.OPS):
+        assert (await api.post(url, {"reason": "debtor liquidated"}, role=role)).status_code == 403
 
-    response = await api.post(url, {"reason": "debtor liquidated"}, role=Role.OPS)
+    response = await api.post(url, {"reason": "debtor liquidated"}, role=Role.FINANCE)
 
     assert response.status_code == 200, response.text
-    assert response.json()["by"] == "ops-tester"
+    assert response.json()["by"] == "finance-tester"
+    assert response.json()["needs_approval"] is False
     assert response.json()["status"]["stage"] == "written_off"
     # Written off, the debt is still on record.
     assert response.json()["status"]["outstanding"] == {"amount": "1200.00", "currency": "EUR"}
     assert (await api.invoice("INV-END-2"))["stage"] == "written_off"
-    unknown = await api.post("/v1/invoices/INV-NOPE/write-off", {"reason": "x"}, role=Role.OPS)
+    unknown = await api.post("/v1/invoices/INV-NOPE/write-off", {"reason": "x"}, role=Role.FINANCE)
     assert unknown.status_code == 404
 
 

@@ -198,3 +198,33 @@ def test_dev_starts_everything_prints_where_and_stops_cleanly_on_ctrl_c(tmp_path
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_production_startup_refuses_demo_values_naming_each_variable(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["api"], env={**env, "RELANCE_ENV": "production"})
+
+    assert result.exit_code == 1
+    for variable in (
+        "RELANCE_CREDITOR_NAME",
+        "RELANCE_PAYMENT_INSTRUCTIONS",
+        "RELANCE_MEDIATOR_EMAIL",
+    ):
+        assert variable in result.output
+    assert "Traceback" not in result.output
+
+
+def test_roles_matrix_prints_the_role_table(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["roles", "matrix"], env=env)
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "| endpoint | backoffice | collector | finance | ops | admin |"
+    assert "| `POST /v1/invoices/{number}/pause` | — | ✓ | — | — | ✓ |" in lines
+    assert "| `POST /v1/invoices/{number}/write-off` | — | — | ✓ | — | ✓ |" in lines
+
+
+def test_privacy_erase_expired_runs_on_the_configured_store(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["privacy", "erase-expired", "--dry-run"], env=env)
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("0 debtor(s) would be pseudonymised: -")
