@@ -95,8 +95,9 @@ class DeliveryActivities:
                 InteractionStatus.CANCELLED,
             ):
                 return _Plan.done(key, SendResult.NOT_WANTED, own)
-            if invoice is None or Stage(invoice.stage) not in message.wanted_in:
-                stage = invoice.stage if invoice is not None else "missing"
+            erased = _erased(session, request.debtor_id) and message.recipient == Recipient.DEBTOR
+            if invoice is None or erased or Stage(invoice.stage) not in message.wanted_in:
+                stage = "erased contact" if erased else (invoice.stage if invoice else "missing")
                 if own is not None:
                     own.status = InteractionStatus.CANCELLED
                     own.error = f"not sent: invoice {stage}"
@@ -275,6 +276,12 @@ def _locked_invoice(session: Session, number: str) -> Invoice | None:
     """The invoice row, locked until the reservation commits (PostgreSQL; SQLite serialises
     writers): a payment's read-model write waits for us, or we see it."""
     return session.exec(select(Invoice).where(Invoice.number == number).with_for_update()).first()
+
+
+def _erased(session: Session, debtor_id: str) -> bool:
+    """The debtor's contact data was erased (GDPR, retention ended): nobody to write to."""
+    debtor = session.get(Debtor, debtor_id)
+    return debtor is not None and debtor.erased_at is not None
 
 
 def _row(session: Session, key: str) -> Interaction | None:

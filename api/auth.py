@@ -49,10 +49,12 @@ class Principal:
     role: Role
     prefix: str
     label: str | None
+    # A caller that is not an API key (the debtor on their page): recorded as itself.
+    actor: str | None = None
 
     @property
     def identity(self) -> str:
-        return identity_of_key(self.key_id)
+        return self.actor or identity_of_key(self.key_id)
 
     @property
     def name(self) -> str:

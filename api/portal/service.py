@@ -87,7 +87,9 @@ from workflows.invoice import InvoiceWorkflow
 log = logging.getLogger("relance.portal")
 
 # How the portal appears in audit fields: the same label the history shows.
-PORTAL_PRINCIPAL = Principal(key_id=0, role=Role.COLLECTOR, prefix="portal", label=PORTAL_ACTOR)
+PORTAL_PRINCIPAL = Principal(
+    key_id=0, role=Role.COLLECTOR, prefix="portal", label=PORTAL_ACTOR, actor=PORTAL_ACTOR
+)
 
 # What a debtor may upload with a dispute, recognised by the file's bytes, not its name.
 ALLOWED_MEDIA = {"application/pdf": "pdf", "image/png": "png", "image/jpeg": "jpg"}

@@ -82,9 +82,7 @@ def history(number: str, session: SessionDep, _: Caller) -> list[HistoryEntry]:
     response_class=Response,
     summary="The legal file: invoice, timeline, messages as sent, amounts, summary PDF (zip)",
 )
-def get_dossier(
-    number: str, session: SessionDep, settings: SettingsDep, _: Caller
-) -> Response:
+def get_dossier(number: str, session: SessionDep, settings: SettingsDep, _: Caller) -> Response:
     now = datetime.now(UTC)
     body = dossier.dossier(session, settings, number, as_of=now.date(), created_at=now)
     return Response(

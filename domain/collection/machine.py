@@ -150,10 +150,14 @@ class ComputeLateCosts(BaseModel):
 
 
 class Notify(BaseModel):
-    """Tell the back office (an ERP puts a customer on credit hold, flags dunning...)."""
+    """Tell the back office (an ERP puts a customer on credit hold, flags dunning...), as
+    things stood when it happened."""
 
     kind: str
     event_id: str
+    stage: Stage
+    outstanding: Money
+    at: datetime
 
 
 Effect = Send | Record | Notify | ComputeLateCosts
@@ -475,7 +479,11 @@ class _Run:
         self.s.notified_stage = stage
         self.effects.append(
             Notify(
-                kind=notice, event_id=keys.backoffice_event_id(self.s.invoice.number, notice, key)
+                kind=notice,
+                event_id=keys.backoffice_event_id(self.s.invoice.number, notice, key),
+                stage=stage,
+                outstanding=self.s.outstanding,
+                at=self.now,
             )
         )
 

@@ -59,6 +59,8 @@ async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
     assert sorted((e["kind"], e["stage"]) for e in events) == [
         ("dispute_opened", "disputed"),
         ("dispute_resolved", "overdue"),
+        # Paid after its due date: what it still owes (interest and the 40 €).
+        ("late_payment_costs", "paid"),
         ("paid", "paid"),
         ("stage_changed", "overdue"),
         ("stage_changed", "upcoming"),
