@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -80,6 +80,33 @@ class Settings(BaseSettings):
     backoffice_webhook_secret: SecretStr | None = None
     backoffice_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # --- Channels beyond email -----------------------------------------------------------
+    # The public https origin of the API, as providers call it back (Twilio signs the full URL
+    # of each callback: it must be the exact one Twilio posts to).
+    public_url: str | None = None
+    # SMS: Twilio when an account is set, else a file outbox (`<outbox>/sms`).
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    # Letters: a print queue (`<outbox>/letters`: PDFs and a manifest for whoever posts them)
+    # or Maileva's registered-mail API.
+    postal_backend: Literal["print_queue", "maileva"] = "print_queue"
+    maileva_api_base: str = "https://api.maileva.com"
+    maileva_auth_url: str = (
+        "https://connexion.maileva.com/auth/realms/services/protocol/openid-connect/token"
+    )
+    maileva_client_id: str | None = None
+    maileva_client_secret: SecretStr | None = None
+    maileva_username: str | None = None
+    maileva_password: SecretStr | None = None
+    # The HTTP Basic credentials Maileva's notification subscription sends to our webhook.
+    maileva_webhook_user: str | None = None
+    maileva_webhook_password: SecretStr | None = None
+    # The creditor's postal address (the letterhead and the sender block), as JSON:
+    # {"street": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris", "country": "FR"}
+    creditor_address: dict[str, Any] | None = None
+
     @field_validator("backoffice_webhook_urls", mode="before")
     @classmethod
     def _split_webhook_urls(cls, value: object) -> object:
@@ -125,6 +152,10 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.email_from.endswith("@example.com"):
             raise ValueError("set RELANCE_EMAIL_FROM to a real sender address in production")
         return self
+
+    @property
+    def twilio_status_callback_url(self) -> str | None:
+        return f"{self.public_url.rstrip('/')}/v1/webhooks/twilio" if self.public_url else None
 
     @property
     def resolved_database_url(self) -> str:

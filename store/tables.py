@@ -39,6 +39,13 @@ class Debtor(SQLModel, table=True):
     headcount: int | None = None
     # Set by a bounce or drop: messages to this address use the playbook's fallback.
     email_invalid_at: datetime | None = None
+    # E.164 (domain/phone.py). A STOP reply or a hard SMS failure sets the date: no more texts.
+    phone: str | None = Field(default=None, max_length=20)
+    sms_stopped_at: datetime | None = None
+    # A collector found it was not the debtor's number.
+    phone_invalid_at: datetime | None = None
+    # domain.postal.PostalAddress as JSON, validated on the way in.
+    postal_address: dict[str, object] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -215,6 +222,10 @@ class Task(SQLModel, table=True):
     promise_date: date | None = None
     closed_by: str | None = Field(default=None, max_length=128)
     closed_at: datetime | None = None
+    # Calls: who places it (a collector's name), what to say, and which call of its step it is.
+    assignee: str | None = Field(default=None, max_length=128, index=True)
+    script: str | None = None
+    attempt: int = 1
 
 
 class InboundEvent(SQLModel, table=True):
