@@ -21,12 +21,15 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import (
     EmailSender,
-    OutboxSender,
     OutgoingEmail,
     PermanentSendError,
     SendReceipt,
     TransientSendError,
 )
+from activities.letters.channel import send_letter
+from activities.letters.provider import PostalProvider, build_postal_provider
+from activities.sms.channel import send_sms
+from activities.sms.message import SmsSender, build_sms_sender
 from config import Settings
 from domain.law import statement_of_amounts
 from domain.money import Money
@@ -67,6 +70,12 @@ class SendRequest(BaseModel):
     target_stage: str | None = None
     installment_amount: Money | None = None
     installment_due_date: date | None = None
+    # Letters: registered with acknowledgment of receipt (None: the formal notice is), and the
+    # formal notice's deadline (a date, or `notice_days` from sending or from receipt).
+    registered: bool | None = None
+    deadline: date | None = None
+    notice_days: int | None = None
+    deadline_from_receipt: bool = False
 
 
 class SendOutcome(BaseModel):
@@ -79,14 +88,22 @@ class SendOutcome(BaseModel):
 
 class MessagingActivities:
     def __init__(
-        self, engine: Engine, sender: EmailSender, renderer: Renderer, settings: Settings
+        self,
+        engine: Engine,
+        sender: EmailSender,
+        renderer: Renderer,
+        settings: Settings,
+        *,
+        sms_sender: SmsSender | None = None,
+        postal: PostalProvider | None = None,
     ) -> None:
         self._engine = engine
         self._sender = sender
         self._renderer = renderer
         self._settings = settings
-        # Letters are rendered into a print queue (one file each) for posting.
-        self._letters = OutboxSender(settings.resolved_outbox_dir / "letters", settings.email_from)
+        # Texts and letters go through their own providers, behind the same reservation.
+        self._sms = sms_sender if sms_sender is not None else build_sms_sender(settings)
+        self._postal = postal if postal is not None else build_postal_provider(settings)
 
     # The debtor's mailbox sends consolidated messages with the same store, sender, templates
     # and settings (activities/mailbox.py).
@@ -119,10 +136,15 @@ class MessagingActivities:
                 provider_message_id=interaction.provider_message_id,
                 replayed=True,
             )
-        if request.channel not in (Channel.EMAIL, Channel.LETTER):
-            self.finish([key], InteractionStatus.FAILED, error="channel not available yet")
+        if request.channel == Channel.SMS:
+            return send_sms(self, self._sms, request, key, interaction)
+        if request.channel == Channel.LETTER:
+            return send_letter(self, self._postal, request, key)
+        if request.channel != Channel.EMAIL:
+            # Phone steps are call tasks (the workflow opens them), never a message.
+            self.finish([key], InteractionStatus.FAILED, error="not a message channel")
             raise ApplicationError(
-                f"channel {request.channel.value} is not available",
+                f"channel {request.channel.value} sends no message",
                 type="ChannelUnavailable",
                 non_retryable=True,
             )
@@ -132,8 +154,7 @@ class MessagingActivities:
             # A template bug is not fixed by retrying: record it and let the workflow go on.
             self.finish([key], InteractionStatus.FAILED, error=str(exc))
             raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
-        sender = self._letters if request.channel == Channel.LETTER else self._sender
-        receipt = self.deliver(sender, email, [key])
+        receipt = self.deliver(self._sender, email, [key])
         return SendOutcome(
             key=key, status=InteractionStatus.SENT, provider_message_id=receipt.provider_message_id
         )
@@ -251,6 +272,12 @@ class MessagingActivities:
                 return self._settings.legal_partner_email, None
             case Recipient.COLLECTORS:
                 return self._settings.collectors_email, None
+
+    def context_for(
+        self, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str
+    ) -> MessageContext:
+        """What the templates of `request` may use (every channel renders from it)."""
+        return self._context(request, invoice, debtor, language)
 
     def _context(
         self, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str

@@ -69,6 +69,18 @@ def _by_currency(amounts: Iterable[Money]) -> list[Money]:
     return list(sums.values())
 
 
+class PreviousContact(BaseModel):
+    """One earlier contact with the debtor about the invoice, for a collector's call script."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    day: date
+    channel: str
+    template: str
+    # What became of it: delivered, bounce, a call's outcome...
+    outcome: str | None = None
+
+
 class MessageContext(BaseModel):
     """Everything a template may use.
 
@@ -107,6 +119,9 @@ class MessageContext(BaseModel):
     # A consolidated message: every invoice it is about, oldest due first. The single-invoice
     # fields above then describe the whole (numbers joined, totals, oldest dates).
     invoices: list[InvoiceLine] | None = None
+    # Call scripts: the contacts so far, oldest first, and the day to ask the debtor to pay by.
+    previous_contacts: list[PreviousContact] | None = None
+    promise_by: date | None = None
 
     @property
     def interest_from(self) -> date:
@@ -389,4 +404,8 @@ def _sample_context(language: str) -> MessageContext:
         installment_amount=euros,
         installment_due_date=day,
         invoices=[line, line.model_copy(update={"invoice_number": "F-0002"})],
+        previous_contacts=[
+            PreviousContact(day=day, channel="email", template="reminder", outcome="delivered")
+        ],
+        promise_by=day,
     )

@@ -64,6 +64,14 @@ _LABELS = {
         "amounts": "Décompte",
         "amount": "Montant",
         "page": "Page {n}",
+        "invoice_amount": "Montant de la facture {number}",
+        "paid": "Déjà réglé",
+        "outstanding": "Reste dû en principal",
+        "interest": "Intérêts de retard (article L441-10 du Code de commerce)",
+        "indemnity": "Indemnité forfaitaire pour frais de recouvrement (article D441-5)",
+        "total": "Total dû",
+        "deadline": "À régler au plus tard le {date}.",
+        "deadline_receipt": "À régler dans les {days} jours de la réception de la présente.",
     },
     "en": {
         "registered": "REGISTERED LETTER WITH ACKNOWLEDGMENT OF RECEIPT",
@@ -74,8 +82,20 @@ _LABELS = {
         "amounts": "Statement",
         "amount": "Amount",
         "page": "Page {n}",
+        "invoice_amount": "Amount of invoice {number}",
+        "paid": "Already paid",
+        "outstanding": "Principal outstanding",
+        "interest": "Late-payment interest (French Commercial Code, art. L441-10)",
+        "indemnity": "Fixed recovery indemnity (art. D441-5)",
+        "total": "Total due",
+        "deadline": "To be paid by {date} at the latest.",
+        "deadline_receipt": "To be paid within {days} days of receiving this letter.",
     },
 }
+
+
+def label(language: str, name: str, **values: object) -> str:
+    return _LABELS.get(language, _LABELS["en"])[name].format(**values)
 
 
 def _register_fonts() -> None:
@@ -121,7 +141,13 @@ def date_text(day: date, language: str) -> str:
     return format_date(day, format="long", locale=_LOCALES.get(language, "en_GB"))
 
 
-def render_letter(letter: LetterContent) -> bytes:
+@dataclass(frozen=True)
+class RenderedLetter:
+    pdf: bytes
+    pages: int
+
+
+def render_letter(letter: LetterContent) -> RenderedLetter:
     _register_fonts()
     labels = _LABELS.get(letter.language, _LABELS["en"])
     buffer = io.BytesIO()
@@ -161,7 +187,7 @@ def render_letter(letter: LetterContent) -> bytes:
         ]
     )
     doc.build(_story(letter, labels))
-    return buffer.getvalue()
+    return RenderedLetter(pdf=buffer.getvalue(), pages=doc.page)
 
 
 def _letterhead(canvas: Canvas, letter: LetterContent, labels: dict[str, str]) -> None:
@@ -242,12 +268,15 @@ def _amounts_table(
     bold: ParagraphStyle,
 ) -> list[object]:
     rows: list[list[object]] = [[labels["amounts"], labels["amount"]]]
+    right = ParagraphStyle("right", parent=body, alignment=2, spaceAfter=0)
+    right_bold = ParagraphStyle("right_bold", parent=right, fontName=FONT_BOLD)
     for line in letter.amounts:
         style = bold if line.total else body
+        amount_style = right_bold if line.total else right
         rows.append(
             [
                 Paragraph(escape(line.label), style),
-                Paragraph(escape(money_text(line.amount, letter.language)), style),
+                Paragraph(escape(money_text(line.amount, letter.language)), amount_style),
             ]
         )
     table = Table(rows, colWidths=[120 * mm, 50 * mm], hAlign="LEFT")

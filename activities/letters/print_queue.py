@@ -57,9 +57,9 @@ class PrintQueue:
             raise TransientSendError(
                 f"cannot write to print queue {self.directory}: {exc}"
             ) from exc
-        on_ref(entry["file"])
+        on_ref(f"{stem}.pdf")
         return PostalReceipt(
-            provider=self.name, provider_ref=entry["file"], status=LetterStatus.QUEUED
+            provider=self.name, provider_ref=f"{stem}.pdf", status=LetterStatus.QUEUED
         )
 
     def _manifest(self) -> bytes:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
+from config import Settings
 from domain.postal import PostalAddress
 from store.letters import LetterStatus
 
@@ -49,3 +50,23 @@ class PostalProvider(Protocol):
     ) -> PostalReceipt:
         """Have the letter posted; blocks. Raises a `SendError` subclass on failure."""
         ...
+
+
+def build_postal_provider(settings: Settings) -> PostalProvider:
+    if settings.postal_backend == "maileva":
+        from activities.letters.maileva import MailevaClient
+
+        def secret(value: SecretStr | None) -> str:
+            return value.get_secret_value() if value else ""
+
+        return MailevaClient(
+            api_base=settings.maileva_api_base,
+            auth_url=settings.maileva_auth_url,
+            client_id=settings.maileva_client_id or "",
+            client_secret=secret(settings.maileva_client_secret),
+            username=settings.maileva_username or "",
+            password=secret(settings.maileva_password),
+        )
+    from activities.letters.print_queue import PrintQueue
+
+    return PrintQueue(settings.resolved_outbox_dir / "letters")

@@ -36,6 +36,8 @@ KNOWN = {
     "thank_you",
     "mediation_file",
     "legal_file",
+    # A phone step's call script.
+    "call_script",
 }
 
 GOOD: dict[str, Any] = {
