@@ -9,8 +9,8 @@ window where a retry sends again; the outbox is immune, since it overwrites its 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
@@ -86,6 +86,16 @@ class SendOutcome(BaseModel):
     replayed: bool = False
 
 
+def notice_deadline(request: SendRequest) -> date | None:
+    """The formal notice's deadline as a date: given, or `notice_days` after the day it is
+    sent; None when it runs from the debtor's receipt of the letter (a date not known yet)."""
+    if request.deadline is not None:
+        return request.deadline
+    if request.notice_days and not request.deadline_from_receipt:
+        return request.as_of + timedelta(days=request.notice_days)
+    return None
+
+
 class MessagingActivities:
     def __init__(
         self,
@@ -96,7 +106,10 @@ class MessagingActivities:
         *,
         sms_sender: SmsSender | None = None,
         postal: PostalProvider | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        # The wall clock, for the SMS send window (tests pin it).
+        self.clock = clock
         self._engine = engine
         self._sender = sender
         self._renderer = renderer
@@ -307,4 +320,6 @@ class MessagingActivities:
             target_stage=request.target_stage,
             installment_amount=request.installment_amount,
             installment_due_date=request.installment_due_date,
+            notice_deadline=notice_deadline(request),
+            for_letter=True if request.channel == Channel.LETTER else None,
         )

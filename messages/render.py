@@ -122,6 +122,10 @@ class MessageContext(BaseModel):
     # Call scripts: the contacts so far, oldest first, and the day to ask the debtor to pay by.
     previous_contacts: list[PreviousContact] | None = None
     promise_by: date | None = None
+    # The formal notice's deadline as a calendar date (None: "N days from receipt"), and True
+    # when the text goes into a letter whose layout prints sender, recipient, date and subject.
+    notice_deadline: date | None = None
+    for_letter: bool | None = None
 
     @property
     def interest_from(self) -> date:
@@ -408,4 +412,5 @@ def _sample_context(language: str) -> MessageContext:
             PreviousContact(day=day, channel="email", template="reminder", outcome="delivered")
         ],
         promise_by=day,
+        notice_deadline=day,
     )

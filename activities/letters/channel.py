@@ -9,7 +9,6 @@ before the first call that could post anything, so a retry resumes instead of po
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -40,17 +39,13 @@ def is_registered(request: SendRequest) -> bool:
     return request.template in _REGISTERED_BY_DEFAULT
 
 
-def notice_deadline(as_of: date, days: int | None) -> date | None:
-    return as_of + timedelta(days=days) if days else None
-
-
 def send_letter(
     messaging: MessagingActivities,
     provider: PostalProvider,
     request: SendRequest,
     key: str,
 ) -> SendOutcome:
-    from activities.messaging import SendOutcome
+    from activities.messaging import SendOutcome, notice_deadline
 
     with transaction(messaging.engine) as session:
         invoice = session.get(Invoice, request.invoice_number)
@@ -83,7 +78,7 @@ def send_letter(
     if request.deadline_from_receipt and request.notice_days:
         deadline_note = label(language, "deadline_receipt", days=request.notice_days)
     else:
-        deadline = request.deadline or notice_deadline(request.as_of, request.notice_days)
+        deadline = notice_deadline(request)
         deadline_note = (
             label(language, "deadline", date=date_text(deadline, language)) if deadline else None
         )

@@ -182,7 +182,9 @@ def render_letter(letter: LetterContent) -> RenderedLetter:
 
     doc.addPageTemplates(
         [
-            PageTemplate(id="first", frames=[first], onPage=first_page, autoNextPageTemplate=1),
+            PageTemplate(
+                id="first", frames=[first], onPage=first_page, autoNextPageTemplate="later"
+            ),
             PageTemplate(id="later", frames=[later], onPage=later_page),
         ]
     )
@@ -243,9 +245,15 @@ def _story(letter: LetterContent, labels: dict[str, str]) -> list[object]:
         Paragraph(f"{labels['subject']} : {escape(letter.subject)}", bold),
         Spacer(1, 3 * mm),
     ]
-    paragraphs = [p.strip() for p in letter.body.split("\n\n") if p.strip()]
-    # The signature ends the template's text; the amounts table goes before the closing
-    # formula, i.e. after the paragraphs that state the debt.
+    # Babel's narrow no-break spaces ("1 500,50 €"): Vera has the wide one, which keeps an
+    # amount on one line just the same.
+    text = letter.body.replace("\u202f", "\u00a0")
+    paragraphs = [p.strip() for p in text.split("\n\n") if p.strip()]
+    # The template's text ends with the closing formula and the creditor's name: the name is
+    # the signature block here, and the table and deadline go before the closing formula.
+    if letter.signature and paragraphs and paragraphs[-1] == letter.signature:
+        paragraphs.pop()
+    closing = paragraphs.pop() if len(paragraphs) > 1 else None
     for paragraph in paragraphs:
         story.append(Paragraph(escape(paragraph).replace("\n", "<br/>"), body))
     if letter.amounts:
@@ -254,6 +262,9 @@ def _story(letter: LetterContent, labels: dict[str, str]) -> list[object]:
     if letter.deadline_note:
         story.append(Spacer(1, 2 * mm))
         story.append(Paragraph(escape(letter.deadline_note), bold))
+    if closing:
+        story.append(Spacer(1, 2 * mm))
+        story.append(Paragraph(escape(closing).replace("\n", "<br/>"), body))
     if letter.signature:
         story.append(Spacer(1, 8 * mm))
         signature = ParagraphStyle("signature", parent=bold, leftIndent=95 * mm)

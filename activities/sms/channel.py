@@ -25,7 +25,7 @@ from domain.playbook import sms_template
 from domain.sms_text import sms_text
 from messages import RenderError, TemplateNotFound
 from store.engine import transaction
-from store.tables import Debtor, Interaction, InteractionStatus, Invoice, utcnow
+from store.tables import Debtor, Interaction, InteractionStatus, Invoice
 
 if TYPE_CHECKING:
     from activities.messaging import MessagingActivities, SendOutcome, SendRequest
@@ -62,7 +62,7 @@ def send_sms(
         )
         messaging.finish([key], InteractionStatus.FAILED, error=why)
         raise ApplicationError(why, type=ErrorType.UNDELIVERABLE, non_retryable=True)
-    now = utcnow()
+    now = messaging.clock()
     opens = next_send_time(
         now, country=debtor.country, timezone=debtor.timezone, subdivision=debtor.subdivision
     )
