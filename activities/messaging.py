@@ -295,6 +295,13 @@ class MessagingActivities:
     def _context(
         self, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str
     ) -> MessageContext:
+        return self.build_context(self._settings, request, invoice, debtor, language)
+
+    @staticmethod
+    def build_context(
+        settings: Settings, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str
+    ) -> MessageContext:
+        """What templates see of an invoice (call scripts use it too, outside an activity)."""
         amount = Money.of(invoice.amount, invoice.currency)
         statement = statement_of_amounts(request.outstanding, invoice.due_date, request.as_of)
         late = request.as_of > invoice.due_date
@@ -309,8 +316,8 @@ class MessagingActivities:
             as_of=request.as_of,
             days_late=max(0, (request.as_of - invoice.due_date).days),
             debtor_name=debtor.name,
-            creditor_name=self._settings.creditor_name,
-            payment_instructions=self._settings.payment_instructions,
+            creditor_name=settings.creditor_name,
+            payment_instructions=settings.payment_instructions,
             interest=statement.interest if late else None,
             interest_rate=statement.rate if late else None,
             indemnity=statement.indemnity if late else None,

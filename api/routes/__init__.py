@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from api.routes import (
     approvals,
+    channels,
     collection,
     debtors,
     health,
@@ -24,5 +25,6 @@ router.include_router(webhooks.router)
 router.include_router(imports.router)
 router.include_router(previews.router)
 router.include_router(debtors.router)
+router.include_router(channels.router)
 
 __all__ = ["router"]

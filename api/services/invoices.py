@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.contact_fields import ContactFields, address_of
 from api.errors import (
     ApiError,
     Conflict,
@@ -118,7 +119,14 @@ def _debtor_of(body: InvoiceCreate) -> Debtor:
         headcount=d.headcount,
         timezone=d.timezone,
         subdivision=d.subdivision,
+        phone=d.phone,
+        postal_address=_address_json(d),
     )
+
+
+def _address_json(d: ContactFields) -> dict[str, object] | None:
+    address = address_of(d)
+    return address.model_dump(mode="json") if address is not None else None
 
 
 # What a hand-over may leave out without erasing what an earlier one said.

@@ -26,8 +26,11 @@ from api.collection_schemas import (
     TaskStatus,
 )
 from api.errors import Conflict, NotFound
+from api.services import calls
+from api.services.channels import playbook_of
 from api.services.collection import apply
 from config import Settings
+from domain.calls import DEFAULT_MAX_UNREACHED
 from domain.holds import PromiseToPay
 from store.engine import transaction
 from store.tables import Task, utcnow
@@ -140,6 +143,18 @@ async def record_outcome(
             InvoiceWorkflow.record_promise,
             promise,
         )
+    await to_thread.run_sync(calls.keep_script, engine, settings, task_id)
     row = await to_thread.run_sync(_close, engine, task_id, body, principal)
     log.info("task %s closed (%s) by %s", task_id, body.outcome, principal.prefix)
+    playbook = await to_thread.run_sync(playbook_of, engine, settings, task.invoice_number)
+    await calls.follow_up(
+        engine,
+        client,
+        settings,
+        row,
+        body.outcome,
+        body.notes,
+        principal,
+        playbook.call_max_unreached if playbook else DEFAULT_MAX_UNREACHED,
+    )
     return TaskClosed(task=task_public(row), status=state)
