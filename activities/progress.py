@@ -14,11 +14,22 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio import activity
 
+from domain.calls import call_due_at
 from domain.holds import Installment
 from domain.lifecycle import ApprovalStatus, InvoiceStatus, PaymentResult
 from domain.money import Money
 from store.engine import transaction
-from store.tables import Approval, Dispute, Event, Invoice, Payment, PaymentPlan, Task, utcnow
+from store.tables import (
+    Approval,
+    Debtor,
+    Dispute,
+    Event,
+    Invoice,
+    Payment,
+    PaymentPlan,
+    Task,
+    utcnow,
+)
 
 
 class EventKind(StrEnum):
@@ -241,12 +252,15 @@ def _apply_plan(session: Session, number: str, change: PlanChange) -> None:
 def _apply_task(session: Session, number: str, change: TaskChange) -> None:
     task = session.get(Task, change.task_id)
     if task is None:
+        due_at = change.due_at or change.at
+        if change.kind == "call":
+            due_at = _in_business_hours(session, number, due_at)
         task = Task(
             id=change.task_id,
             invoice_number=number,
             kind=change.kind,
             title=change.title,
-            due_at=change.due_at or change.at,
+            due_at=due_at,
             created_at=change.at,
         )
     elif task.status != "open":
@@ -256,6 +270,18 @@ def _apply_task(session: Session, number: str, change: TaskChange) -> None:
         task.closed_at = change.at
         task.closed_by = "relance"
     session.add(task)
+
+
+def _in_business_hours(session: Session, number: str, due_at: datetime) -> datetime:
+    """A call is due when someone answers: inside the debtor's business hours, their time zone,
+    a business day of their country (domain/calls.py)."""
+    invoice = session.get(Invoice, number)
+    debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
+    if debtor is None:
+        return due_at
+    return call_due_at(
+        due_at, 0, country=debtor.country, timezone=debtor.timezone, subdivision=debtor.subdivision
+    )
 
 
 def _update_read_model(session: Session, status: InvoiceStatus) -> None:

@@ -331,3 +331,11 @@ def test_shipped_scenarios_are_what_a_credit_manager_expects() -> None:
     for path in DEFAULT_PLAYBOOKS_DIR.glob("*.yaml"):
         if path.stem != "default":
             assert path.read_text().startswith("#"), path
+
+
+def test_every_shipped_playbook_sends_the_formal_notice_by_registered_letter() -> None:
+    # The mise en demeure must be provable: registered with acknowledgment of receipt.
+    for name, pb in load_playbooks(DEFAULT_PLAYBOOKS_DIR).items():
+        (notice,) = [s for s in pb.steps if s.stage == Stage.FORMAL_NOTICE]
+        assert Channel.LETTER in notice.channels, name
+        assert notice.registered_letter, name
