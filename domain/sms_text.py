@@ -21,6 +21,7 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 GSM7_SINGLE, GSM7_PART = 160, 153
 UCS2_SINGLE, UCS2_PART = 70, 67
@@ -53,7 +54,7 @@ def sms_text(text: str) -> str:
 
 
 def sms_length(text: str) -> SmsLength:
-    non_gsm = tuple(dict.fromkeys(c for c in text if c not in GSM7_BASIC | GSM7_EXTENSION))
+    non_gsm = tuple(dict.fromkeys(c for c in text if c not in _GSM7))
     if not non_gsm:
         units = sum(2 if c in GSM7_EXTENSION else 1 for c in text)
         return SmsLength(Encoding.GSM7, units, _segments(units, GSM7_SINGLE, GSM7_PART))
