@@ -4,7 +4,10 @@ Temporal runs an activity at least once; the store makes the effect happen once.
 sending, the activity reserves the message's idempotency key under a UNIQUE constraint; once
 the provider accepted it, the row is marked sent. A retry that finds a sent row returns without
 sending. (A crash in the instant between the provider's acceptance and the mark is the one
-window where a retry sends again; the outbox is immune, since it overwrites its own file.)
+window where a retry sends again; the outbox is immune, since it overwrites its own file. Texts
+and registered letters close it: a retried text first asks Twilio whether it already went out
+(activities/sms/twilio_sender.py), and a letter resumes its Maileva sending, whose id is on
+record before anything can be posted (activities/letters/maileva.py).)
 """
 
 from __future__ import annotations

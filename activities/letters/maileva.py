@@ -105,7 +105,11 @@ class MailevaClient:
         self, job: LetterJob, known_ref: str | None, on_ref: Callable[[str], None]
     ) -> PostalReceipt:
         with httpx.Client(base_url=self.api_base + API, timeout=self.timeout) as http:
-            sending = self._call(http, "GET", f"/sendings/{known_ref}") if known_ref else {}
+            sending = (
+                self._call(http, "GET", f"/sendings/{known_ref}", missing_ok=True)
+                if known_ref
+                else {}
+            )
             if not sending:
                 sending = self._call(http, "POST", "/sendings", json=self._sending(job))
                 on_ref(sending["id"])
@@ -162,7 +166,17 @@ class MailevaClient:
 
     # ------------------------------------------------------------------ HTTP
 
-    def _call(self, http: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(
+        self,
+        http: httpx.Client,
+        method: str,
+        path: str,
+        *,
+        missing_ok: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """The JSON answer; {} for a 404 when `missing_ok` (a sending Maileva no longer has,
+        e.g. a draft deleted by hand: a new one is started)."""
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self._access_token()}"}
             try:
@@ -176,8 +190,8 @@ class MailevaClient:
             if response.status_code == 401 and attempt == 1:
                 self._token = None
                 continue
-            if response.status_code == 404 and method == "GET" and path.count("/") == 2:
-                return {}  # a sending id we no longer find: start a new one
+            if response.status_code == 404 and missing_ok:
+                return {}
             if response.status_code >= 400:
                 raise _error(response, method, path)
             if not response.content:

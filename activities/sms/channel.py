@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.email.message import PermanentSendError, TransientSendError
@@ -82,8 +83,10 @@ def send_sms(
         raise ApplicationError(
             str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
         ) from exc
-    # An earlier attempt that ended without an answer may have been taken by the provider.
-    retry = interaction.attempts > 0 and interaction.status == InteractionStatus.PENDING
+    # An earlier attempt may have been taken by the provider: one that ended without an answer
+    # (recorded as pending), or one whose worker died before recording anything (Temporal's
+    # attempt count says so). The sender then looks before sending.
+    retry = interaction.attempts > 0 or activity.info().attempt > 1
     sms = OutgoingSms(idempotency_key=key, to=debtor.phone, body=body, retry=retry)
     try:
         receipt = sender.send(sms)

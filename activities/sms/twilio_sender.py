@@ -89,8 +89,11 @@ class TwilioSmsSender:
         self._client = Client(
             account_sid, auth_token, http_client=_RoutedHttpClient(api_base, timeout)
         )
-        # The client logs request URLs and bodies (the debtor's number, the text) at INFO.
-        logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+        # The client logs request URLs and bodies (the debtor's number, the text) at INFO; an
+        # operator who really wants them sets this logger's level explicitly.
+        logger = logging.getLogger("twilio.http_client")
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
     def send(self, sms: OutgoingSms) -> SmsReceipt:
         if sms.retry:

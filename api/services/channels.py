@@ -39,7 +39,7 @@ from activities.letters.provider import build_postal_provider
 from api.channel_schemas import LetterEventCreate, LetterOutcome, LetterRecorded
 from api.errors import ApiError, Forbidden, NotFound, Unavailable
 from api.services.debtors import playbook_named
-from api.services.webhooks import signal_workflows
+from api.services.webhooks import apply_delivery, signal_workflows
 from config import Settings
 from domain.holds import DeliveryEvent, DeliveryKind
 from domain.playbook import Channel, Playbook
@@ -58,6 +58,7 @@ STOP_WORDS = frozenset(
 # destination, landline, blocked, opted out); others (30001 queue overflow...) are not the
 # number's fault.
 HARD_SMS_ERRORS = frozenset({"21610", "21211", "21614", "30003", "30005", "30006", "30004"})
+# Twilio's statuses as the delivery statuses the store ranks (api/services/webhooks.py).
 _SMS_STATUS_KIND: dict[str, str] = {
     "queued": "processed",
     "accepted": "processed",
@@ -68,7 +69,6 @@ _SMS_STATUS_KIND: dict[str, str] = {
     "undelivered": "bounce",
     "failed": "bounce",
 }
-_RANK = {"processed": 10, "delivered": 30, "open": 40, "bounce": 90, "dropped": 80}
 
 
 class BadRequest(ApiError):
@@ -138,10 +138,9 @@ def _record_status(engine: Engine, params: dict[str, str]) -> Signals:
             return signals  # not ours (another application's text on the same account)
         event_id = f"twilio:{sid}:{status}"
         new = _record_once(session, event_id, "twilio", status, interaction.invoice_number)
-        if new and _RANK[kind] > _RANK.get(interaction.delivery_status or "", 0):
-            interaction.delivery_status = kind
-            interaction.delivery_at = now
-            interaction.delivery_reason = f"Twilio error {error}" if error else None
+        if new and apply_delivery(
+            interaction, kind, now, f"Twilio error {error}" if error else None
+        ):
             session.add(interaction)
         if kind == "bounce" and error in HARD_SMS_ERRORS:
             invoice = session.get(Invoice, interaction.invoice_number)

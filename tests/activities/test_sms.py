@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -179,3 +180,23 @@ def test_a_debtor_without_a_number_is_undeliverable(
         ActivityEnvironment().run(activities(engine, twilio, tmp_path).send_message, request())
     assert failure.value.type == ErrorType.UNDELIVERABLE
     assert "no phone number" in str(failure.value)
+
+
+def test_a_worker_that_died_after_twilio_took_the_text_does_not_send_it_again(
+    engine: Engine, twilio: FakeTwilio, tmp_path: Path
+) -> None:
+    with_phone(engine)
+    messaging = activities(engine, twilio, tmp_path)
+    ActivityEnvironment().run(messaging.send_message, request())
+    # As if the worker had died between Twilio's answer and the store's mark.
+    with transaction(engine) as session:
+        (row,) = interactions_of(session, "F-1")
+        row.status, row.attempts, row.provider_message_id = "pending", 0, None
+        session.add(row)
+    retried = ActivityEnvironment()
+    retried.info = dataclasses.replace(retried.info, attempt=2)
+
+    outcome = retried.run(messaging.send_message, request())
+
+    assert len(twilio.messages) == 1
+    assert outcome.replayed and outcome.provider_message_id == twilio.messages[0]["sid"]
