@@ -22,7 +22,7 @@ from temporalio.client import Client
 from activities.messaging import SendRequest
 from api.auth import Principal
 from api.channel_schemas import CallTaskPublic, PreviousContactPublic
-from api.collection_schemas import DisputeCreate, TaskKind, TaskStatus
+from api.collection_schemas import DisputeCreate, DisputeOpened, TaskKind, TaskStatus
 from api.errors import Conflict, NotFound
 from api.services import collection
 from api.services.channels import unreached_signals
@@ -241,6 +241,17 @@ def _plan_proposal_task(engine: Engine, task: Task, by: str) -> None:
             )
 
 
+async def open_dispute(
+    engine: Engine, client: Client, settings: Settings, task: Task, principal: Principal
+) -> DisputeOpened:
+    """The debtor disputes the invoice on the phone. The reason names the task, not the call's
+    notes: those may name people, and the workflow's history keeps no personal data."""
+    reason = DisputeCreate(reason=f"disputed on the phone (call task {task.id})")
+    return await collection.open_dispute(
+        engine, client, settings, task.invoice_number, reason, principal
+    )
+
+
 async def follow_up(
     engine: Engine,
     client: Client,
@@ -251,14 +262,9 @@ async def follow_up(
     principal: Principal,
     max_unreached: int,
 ) -> None:
-    """What an outcome sets off, once the task is closed with it."""
+    """What an outcome sets off, once the task is closed with it (a dispute is opened before,
+    see `open_dispute`)."""
     if task.kind != _CALL:
-        return
-    if outcome == CallOutcome.DISPUTE:
-        reason = notes.strip() or "disputed on the phone"
-        await collection.open_dispute(
-            engine, client, settings, task.invoice_number, DisputeCreate(reason=reason), principal
-        )
         return
     if outcome == CallOutcome.PLAN_REQUESTED:
         await to_thread.run_sync(_plan_proposal_task, engine, task, principal.name)

@@ -283,7 +283,7 @@ def notice_deadline(letter: Letter, playbook: Playbook | None) -> date | None:
     """A formal notice whose deadline runs from receipt: known once the AR came back."""
     if letter.received_on is None or playbook is None:
         return None
-    if playbook.notice_deadline_from != "receipt" or letter.step_id != "formal_notice":
+    if playbook.notice_deadline_from != "receipt" or not letter.registered:
         return None
     return letter.received_on + timedelta(days=playbook.notice_days)
 

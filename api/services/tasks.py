@@ -143,6 +143,9 @@ async def record_outcome(
             InvoiceWorkflow.record_promise,
             promise,
         )
+    if body.outcome == CallOutcome.DISPUTE and task.kind == TaskKind.CALL:
+        # Before closing, like a promise: a dispute the workflow refuses leaves the call open.
+        state = (await calls.open_dispute(engine, client, settings, task, principal)).status
     await to_thread.run_sync(calls.keep_script, engine, settings, task_id)
     row = await to_thread.run_sync(_close, engine, task_id, body, principal)
     log.info("task %s closed (%s) by %s", task_id, body.outcome, principal.prefix)

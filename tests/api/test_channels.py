@@ -259,9 +259,12 @@ async def test_a_dispute_on_the_phone_opens_a_dispute(api: Api) -> None:
     )
 
     assert response.status_code == 200, response.text
+    assert response.json()["status"]["stage"] == "disputed"
     assert (await api.invoice("INV-CH-6"))["stage"] == "disputed"
     disputes = (await api.get("/v1/invoices/INV-CH-6/disputes", role=Role.COLLECTOR)).json()
-    assert [d["reason"] for d in disputes] == ["goods never delivered"]
+    # The call's notes stay on the task, out of the workflow's history.
+    assert [d["reason"] for d in disputes] == [f"disputed on the phone (call task {task['id']})"]
+    assert response.json()["task"]["notes"] == "goods never delivered"
 
 
 # ------------------------------------------------------------------ Twilio
