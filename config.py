@@ -107,6 +107,23 @@ class Settings(BaseSettings):
     # {"street": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris", "country": "FR"}
     creditor_address: dict[str, Any] | None = None
 
+    @field_validator("creditor_address")
+    @classmethod
+    def _check_creditor_address(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Refused at start, not on the first letter weeks later.
+        if value is not None:
+            from domain.postal import InvalidAddress, postal_address
+
+            fields = {k: v for k, v in value.items() if k != "name"}
+            try:
+                postal_address(name=str(value.get("name") or "creditor"), **fields)
+            except (InvalidAddress, TypeError) as exc:
+                raise ValueError(
+                    "RELANCE_CREDITOR_ADDRESS must be JSON with street (a list of lines), "
+                    f"postal_code, city and country: {exc}"
+                ) from exc
+        return value
+
     @field_validator("backoffice_webhook_urls", mode="before")
     @classmethod
     def _split_webhook_urls(cls, value: object) -> object:
