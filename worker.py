@@ -13,7 +13,8 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
-from activities.calendar import business_time
+from activities.calendar import business_moment, business_time
+from activities.delivery import DeliveryActivities
 from activities.email import EmailSender, build_sender
 from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities
@@ -44,12 +45,17 @@ def build_worker(
         engine, sender or build_sender(settings), renderer or Renderer(), settings
     )
     mailbox = MailboxActivities(client, messaging)
+    delivery = DeliveryActivities(engine, messaging)
     threads = settings.worker_max_concurrent_activities
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=[InvoiceWorkflow, DebtorMailboxWorkflow],
         activities=[
+            delivery.deliver,
+            delivery.record,
+            business_moment,
+            # The first released shape's activities: runs started before the machine use them.
             progress.record_progress,
             messaging.send_message,
             business_time,

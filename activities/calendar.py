@@ -6,27 +6,17 @@ holiday data never changes what a running invoice already planned (replays stay 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime, timedelta
 
-from pydantic import BaseModel
 from temporalio import activity
 
+from contracts.calendar import (
+    BusinessMoment,
+    BusinessMomentRequest,
+    BusinessTime,
+    BusinessTimeRequest,
+)
 from domain.calendar import DEFAULT_WINDOW, debtor_timezone, explain_shift, next_send_time
-
-
-class BusinessTimeRequest(BaseModel):
-    day: date
-    country: str
-    timezone: str | None = None
-    subdivision: str | None = None
-
-
-class BusinessTime(BaseModel):
-    # The playbook's intent: the start of the send window on the planned day, debtor's time.
-    nominal: datetime
-    # When it may actually go out, and why it moved (None when it did not).
-    at: datetime
-    note: str | None = None
 
 
 @activity.defn(name="business_time")
@@ -37,3 +27,19 @@ def business_time(request: BusinessTimeRequest) -> BusinessTime:
     at = next_send_time(nominal, country=country, timezone=tz, subdivision=subdivision)
     note = explain_shift(nominal, at, country=country, timezone=tz, subdivision=subdivision)
     return BusinessTime(nominal=nominal, at=at, note=note)
+
+
+@activity.defn(name="business_moment")
+def business_moment(request: BusinessMomentRequest) -> BusinessMoment:
+    """The first moment in the send window, on a business day, not before the step's day (moved
+    by the time the escalation was frozen) nor before `earliest`."""
+    question = request.question
+    country, tz, subdivision = request.country, request.timezone, request.subdivision
+    zone = debtor_timezone(country, tz)
+    nominal = datetime.combine(question.day, DEFAULT_WINDOW.start, tzinfo=zone)
+    wanted = nominal + timedelta(seconds=question.delay_seconds)
+    if question.earliest is not None:
+        wanted = max(wanted, question.earliest)
+    at = next_send_time(wanted, country=country, timezone=tz, subdivision=subdivision)
+    note = explain_shift(wanted, at, country=country, timezone=tz, subdivision=subdivision)
+    return BusinessMoment(at=at, note=note)

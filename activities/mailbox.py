@@ -13,7 +13,7 @@ idempotency key. A retried batch finds its rows and does not send again.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +26,8 @@ from temporalio.service import RPCError
 
 from activities.email import OutgoingEmail
 from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
+from contracts import ids as contract
+from contracts.errors import ErrorType
 from domain.law import statement_of_amounts
 from domain.lifecycle import Stage
 from domain.money import Money
@@ -34,7 +36,6 @@ from messages import RenderError, TemplateNotFound
 from messages.render import InvoiceLine, MessageContext
 from store.engine import transaction
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice
-from workflows import contract
 
 CONSOLIDATED_TEMPLATE = "consolidated"
 # The strongest tone among the invoices sets the consolidated message's tone.
@@ -70,6 +71,28 @@ class MailBatch(BaseModel):
     requests: list[SendRequest]
 
 
+class MailGroup(BaseModel):
+    """What goes out together: one channel, one calendar day, at most one item per invoice."""
+
+    channel: Channel
+    day: date
+    # The end of the gather window (for a group held to a later day: that day's window).
+    due_at: datetime
+    items: list[MailItem] = []
+
+
+class MailboxState(BaseModel):
+    groups: list[MailGroup] = []
+    # Per channel, the last calendar day a message went out (or is going out).
+    last_sent: dict[Channel, date] = {}
+
+
+class MailboxInput(BaseModel):
+    debtor_id: str
+    day_seconds: float = 86400.0
+    state: MailboxState | None = None
+
+
 class BatchOutcome(BaseModel):
     # The sent email's idempotency key: the invoice's message key, or the batch key.
     key: str
@@ -92,18 +115,15 @@ class MailboxActivities:
     @activity.defn(name="enqueue_message")
     async def enqueue_message(self, delivery: MailboxDelivery) -> None:
         """Signal the debtor's mailbox, starting it first if none is running."""
-        # Imported here: the workflow module imports this one for its activities and models.
-        from workflows.mailbox import ENQUEUE_SIGNAL, DebtorMailboxWorkflow, MailboxInput
-
         debtor_id = delivery.item.debtor_id
         mailbox_id = contract.mailbox_workflow_id(debtor_id)
         try:
             await self._client.start_workflow(
-                DebtorMailboxWorkflow.run,
+                contract.MAILBOX_WORKFLOW,
                 MailboxInput(debtor_id=debtor_id, day_seconds=delivery.day_seconds),
                 id=mailbox_id,
                 task_queue=activity.info().task_queue,
-                start_signal=ENQUEUE_SIGNAL,
+                start_signal=contract.ENQUEUE_SIGNAL,
                 start_signal_args=[delivery.item],
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             )
@@ -112,7 +132,7 @@ class MailboxActivities:
             # loser with "already started" instead of signalling. Signal the winner.
             try:
                 await self._client.get_workflow_handle(mailbox_id).signal(
-                    ENQUEUE_SIGNAL, delivery.item
+                    contract.ENQUEUE_SIGNAL, delivery.item
                 )
             except RPCError as err:
                 # It ended meanwhile: the retry starts a new one. (A plain ApplicationError,
@@ -275,86 +295,114 @@ class MailboxActivities:
         debtor: Debtor,
         invoices: dict[str, Invoice],
     ) -> OutgoingEmail:
-        renderer = self._messaging.renderer
-        language = debtor.language if debtor.language in renderer.languages() else "en"
-        context = self._context(batch, members, debtor, invoices, language)
         try:
-            rendered = renderer.render(CONSOLIDATED_TEMPLATE, context)
-        except (TemplateNotFound, RenderError) as exc:
+            return consolidated_email(
+                self._messaging,
+                debtor=debtor,
+                channel=batch.channel,
+                day=batch.day,
+                key=key,
+                requests=members,
+                invoices=invoices,
+            )
+        except ApplicationError:
             # A template bug is not fixed by retrying: record it and let the mailbox go on.
             self._messaging.finish(
-                [_key_of(r) for r in members], InteractionStatus.FAILED, error=str(exc)
+                [_key_of(r) for r in members], InteractionStatus.FAILED, error="template error"
             )
-            raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
-        return OutgoingEmail(
-            idempotency_key=key,
-            to_email=debtor.email,
-            to_name=debtor.name,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
-            # Opaque ids only; the batch key finds every invoice's row again.
-            custom_args={"debtor": batch.debtor_id, "batch": key},
-            categories=[CONSOLIDATED_TEMPLATE],
-        )
+            raise
 
-    def _context(
-        self,
-        batch: MailBatch,
-        members: list[SendRequest],
-        debtor: Debtor,
-        invoices: dict[str, Invoice],
-        language: str,
-    ) -> MessageContext:
-        """The invoices as the store knows them now (a payment since the step counts), each
-        with its statement of amounts to the batch's day once it is late."""
-        ordered = sorted(
-            (invoices[request.invoice_number] for request in members),
-            key=lambda invoice: (invoice.due_date, invoice.number),
+
+def consolidated_email(
+    messaging: MessagingActivities,
+    *,
+    debtor: Debtor,
+    channel: Channel,
+    day: date,
+    key: str,
+    requests: list[SendRequest],
+    invoices: dict[str, Invoice],
+) -> OutgoingEmail:
+    """The debtor's one message of the day listing several invoices (`requests`, one each)."""
+    renderer = messaging.renderer
+    language = debtor.language if debtor.language in renderer.languages() else "en"
+    context = _consolidated_context(messaging, day, requests, debtor, invoices, language)
+    try:
+        rendered = renderer.render(CONSOLIDATED_TEMPLATE, context)
+    except (TemplateNotFound, RenderError) as exc:
+        raise ApplicationError(
+            str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
+        ) from exc
+    return OutgoingEmail(
+        idempotency_key=key,
+        to_email=debtor.email,
+        to_name=debtor.name,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        # Opaque ids only; the day key finds every invoice's row again.
+        custom_args={"debtor": debtor.id, "batch": key},
+        categories=[CONSOLIDATED_TEMPLATE],
+    )
+
+
+def _consolidated_context(
+    messaging: MessagingActivities,
+    day: date,
+    members: list[SendRequest],
+    debtor: Debtor,
+    invoices: dict[str, Invoice],
+    language: str,
+) -> MessageContext:
+    """The invoices as the store knows them now (a payment since the step counts), each
+    with its statement of amounts to the batch's day once it is late."""
+    ordered = sorted(
+        (invoices[request.invoice_number] for request in members),
+        key=lambda invoice: (invoice.due_date, invoice.number),
+    )
+    lines: list[InvoiceLine] = []
+    rate = None
+    for invoice in ordered:
+        outstanding = Money.of(invoice.outstanding, invoice.currency)
+        line = InvoiceLine(
+            invoice_number=invoice.number,
+            issue_date=invoice.issue_date,
+            due_date=invoice.due_date,
+            amount=Money.of(invoice.amount, invoice.currency),
+            outstanding=outstanding,
+            days_late=max(0, (day - invoice.due_date).days),
         )
-        lines: list[InvoiceLine] = []
-        rate = None
-        for invoice in ordered:
-            outstanding = Money.of(invoice.outstanding, invoice.currency)
-            line = InvoiceLine(
-                invoice_number=invoice.number,
-                issue_date=invoice.issue_date,
-                due_date=invoice.due_date,
-                amount=Money.of(invoice.amount, invoice.currency),
-                outstanding=outstanding,
-                days_late=max(0, (batch.day - invoice.due_date).days),
+        if day > invoice.due_date:
+            statement = statement_of_amounts(outstanding, invoice.due_date, day)
+            rate = statement.rate
+            line = line.model_copy(
+                update={
+                    "interest": statement.interest,
+                    "indemnity": statement.indemnity,
+                    "total_due": statement.total,
+                }
             )
-            if batch.day > invoice.due_date:
-                statement = statement_of_amounts(outstanding, invoice.due_date, batch.day)
-                rate = statement.rate
-                line = line.model_copy(
-                    update={
-                        "interest": statement.interest,
-                        "indemnity": statement.indemnity,
-                        "total_due": statement.total,
-                    }
-                )
-            lines.append(line)
-        # The single-invoice fields describe the whole: the oldest invoice's dates, and the
-        # sums in its currency (the template itself lists every currency's total).
-        currency = lines[0].amount.currency
-        same = [line for line in lines if line.amount.currency == currency]
-        return MessageContext(
-            language=language,
-            tone=max((request.tone for request in members), key=TONE_ORDER.index),
-            invoice_number=", ".join(line.invoice_number for line in lines),
-            issue_date=min(line.issue_date for line in lines),
-            due_date=lines[0].due_date,
-            amount=_sum([line.amount for line in same]),
-            outstanding=_sum([line.outstanding for line in same]),
-            as_of=batch.day,
-            days_late=max(line.days_late for line in lines),
-            debtor_name=debtor.name,
-            creditor_name=self._messaging.settings.creditor_name,
-            payment_instructions=self._messaging.settings.payment_instructions,
-            interest_rate=rate,
-            invoices=lines,
-        )
+        lines.append(line)
+    # The single-invoice fields describe the whole: the oldest invoice's dates, and the
+    # sums in its currency (the template itself lists every currency's total).
+    currency = lines[0].amount.currency
+    same = [line for line in lines if line.amount.currency == currency]
+    return MessageContext(
+        language=language,
+        tone=max((request.tone for request in members), key=TONE_ORDER.index),
+        invoice_number=", ".join(line.invoice_number for line in lines),
+        issue_date=min(line.issue_date for line in lines),
+        due_date=lines[0].due_date,
+        amount=_sum([line.amount for line in same]),
+        outstanding=_sum([line.outstanding for line in same]),
+        as_of=day,
+        days_late=max(line.days_late for line in lines),
+        debtor_name=debtor.name,
+        creditor_name=messaging.settings.creditor_name,
+        payment_instructions=messaging.settings.payment_instructions,
+        interest_rate=rate,
+        invoices=lines,
+    )
 
 
 def _key_of(request: SendRequest) -> str:

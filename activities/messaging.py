@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import (
     EmailSender,
+    OutboxSender,
     OutgoingEmail,
     PermanentSendError,
     SendReceipt,
@@ -117,6 +118,7 @@ class MessagingActivities:
         self._sender = sender
         self._renderer = renderer
         self._settings = settings
+        self._letters = OutboxSender(settings.resolved_outbox_dir / "letters", settings.email_from)
         # Texts and letters go through their own providers, behind the same reservation.
         self._sms = sms_sender if sms_sender is not None else build_sms_sender(settings)
         self._postal = postal if postal is not None else build_postal_provider(settings)
@@ -139,6 +141,29 @@ class MessagingActivities:
     def settings(self) -> Settings:
         return self._settings
 
+    @property
+    def letters(self) -> EmailSender:
+        """A letter that lists several invoices (a debtor's consolidated message) is still an
+        `.eml` in the print folder; a single invoice's letter is a PDF (`send_on_channel`)."""
+        return self._letters
+
+    def provider_for(self, channel: Channel) -> object:
+        """Who sends on `channel` (its `idempotent` says whether a blind resend is safe)."""
+        match channel:
+            case Channel.SMS:
+                return self._sms
+            case Channel.LETTER:
+                return self._postal
+            case _:
+                return self._sender
+
+    def send_on_channel(self, request: SendRequest, key: str) -> SendOutcome:
+        """Send a text or a letter whose key the caller has reserved (activities/sms/channel.py,
+        activities/letters/channel.py)."""
+        if request.channel == Channel.SMS:
+            return send_sms(self, self._sms, request, key)
+        return send_letter(self, self._postal, request, key)
+
     @activity.defn(name="send_message")
     def send_message(self, request: SendRequest) -> SendOutcome:
         key = message_key(
@@ -152,10 +177,8 @@ class MessagingActivities:
                 provider_message_id=interaction.provider_message_id,
                 replayed=True,
             )
-        if request.channel == Channel.SMS:
-            return send_sms(self, self._sms, request, key, interaction)
-        if request.channel == Channel.LETTER:
-            return send_letter(self, self._postal, request, key)
+        if request.channel in (Channel.SMS, Channel.LETTER):
+            return self.send_on_channel(request, key)
         if request.channel != Channel.EMAIL:
             # Phone steps are call tasks (the workflow opens them), never a message.
             self.finish([key], InteractionStatus.FAILED, error="not a message channel")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from api.schemas import IsoDate, MoneyPublic
 from domain.selection import RiskBand, RiskFactor, RiskInputs, Segment, SegmentSource
@@ -96,3 +96,13 @@ class OverrideSet(BaseModel):
                 "to remove the override, DELETE it"
             )
         return self
+
+
+class ContactCorrection(BaseModel):
+    """A corrected address for the debtor's accounts payable: email is used again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: EmailStr
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=500)

@@ -31,7 +31,7 @@ from store.engine import make_engine, transaction
 from store.invoices import add_invoice, upsert_debtor
 from store.migrate import upgrade
 from store.tables import Debtor
-from tests.conftest import _binary
+from tests.workflows.harness import installed_binary
 from worker import build_worker
 from workflows.client import invoice_handle, start_invoice
 from workflows.contract import SEARCH_ATTRIBUTES
@@ -72,7 +72,7 @@ async def main(invoices: int, day_seconds: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=_binary("temporal"),
+            dev_server_existing_path=installed_binary("temporal"),
             data_converter=pydantic_data_converter,
             search_attributes=SEARCH_ATTRIBUTES,
             dev_server_database_filename=str(data / "temporal.db"),

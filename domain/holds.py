@@ -89,6 +89,8 @@ class HoldRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
     until: date | None = None
     by: Actor = Field(min_length=1)
+    # The client's Idempotency-Key: the same pause asked twice is one pause.
+    key: str | None = Field(default=None, max_length=200)
 
 
 class ResumeRequest(BaseModel):

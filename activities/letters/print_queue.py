@@ -28,6 +28,8 @@ MANIFEST_COLUMNS = ("file", "key", "invoice", "registered", "pages", "recipient"
 
 class PrintQueue:
     name = "print_queue"
+    # A resend rewrites the same files.
+    idempotent = True
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -36,11 +37,7 @@ _WINDOW_SLACK = timedelta(minutes=1)
 
 
 def send_sms(
-    messaging: MessagingActivities,
-    sender: SmsSender,
-    request: SendRequest,
-    key: str,
-    interaction: Interaction,
+    messaging: MessagingActivities, sender: SmsSender, request: SendRequest, key: str
 ) -> SendOutcome:
     from activities.messaging import SendOutcome
 
@@ -86,7 +83,11 @@ def send_sms(
     # An earlier attempt may have been taken by the provider: one that ended without an answer
     # (recorded as pending), or one whose worker died before recording anything (Temporal's
     # attempt count says so). The sender then looks before sending.
-    retry = interaction.attempts > 0 or activity.info().attempt > 1
+    with transaction(messaging.engine) as session:
+        earlier = session.exec(
+            select(Interaction).where(Interaction.idempotency_key == key)
+        ).first()
+    retry = (earlier is not None and earlier.attempts > 0) or activity.info().attempt > 1
     sms = OutgoingSms(idempotency_key=key, to=debtor.phone, body=body, retry=retry)
     try:
         receipt = sender.send(sms)

@@ -54,6 +54,8 @@ class SmsOutbox:
     atomically, so a retry rewrites the same file (and a newcomer reads what would be sent)."""
 
     name = "sms-outbox"
+    # A resend rewrites the same file.
+    idempotent = True
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)

@@ -64,6 +64,8 @@ class UnreachableNumber(PermanentSendError):
 
 class TwilioSmsSender:
     name = "twilio"
+    # A resend first looks for its own earlier text at Twilio (`OutgoingSms.retry`).
+    idempotent = True
 
     def __init__(
         self,

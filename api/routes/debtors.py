@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from api.debtor_schemas import DebtorPublic, OverrideSet
-from api.deps import Collector, EngineDep, InvoiceReader, SessionDep, SettingsDep
+from api.debtor_schemas import ContactCorrection, DebtorPublic, OverrideSet
+from api.deps import ClientDep, Collector, EngineDep, InvoiceReader, SessionDep, SettingsDep
 from api.schemas import error_responses
 from api.services import debtors
 
@@ -21,6 +21,24 @@ def get_debtor(
     debtor_id: str, session: SessionDep, settings: SettingsDep, _: InvoiceReader
 ) -> DebtorPublic:
     return debtors.get_debtor(session, settings, debtor_id)
+
+
+@router.put(
+    "/{debtor_id}/contact",
+    responses=error_responses(401, 403, 404, 422),
+    summary="Correct the debtor's email address: invoices whose email bounced use it again",
+)
+async def correct_contact(
+    debtor_id: str,
+    body: ContactCorrection,
+    engine: EngineDep,
+    client: ClientDep,
+    settings: SettingsDep,
+    principal: Collector,
+) -> DebtorPublic:
+    return await debtors.correct_debtor_contact(
+        engine, client, settings, debtor_id, body, principal
+    )
 
 
 @router.put(

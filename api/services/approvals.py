@@ -28,6 +28,7 @@ from config import Settings
 from domain.lifecycle import ApprovalStatus, DecisionResult, EscalationDecision
 from store.invoices import approvals
 from store.tables import Approval
+from store.timeline import acknowledge
 from workflows.client import invoice_handle
 from workflows.invoice import InvoiceWorkflow
 
@@ -100,6 +101,7 @@ async def decide(
             next_step=invoice.next_step,
         )
     status = result.status
+    await to_thread.run_sync(acknowledge, engine, status)
     return DecisionPublic(
         approval_id=approval_id,
         approved=result.approved,

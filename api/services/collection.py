@@ -64,6 +64,7 @@ from domain.holds import (
 from domain.lifecycle import TERMINAL_STAGES, InvoiceStatus
 from domain.money import Money
 from store.tables import Dispute, Invoice, PaymentPlan
+from store.timeline import acknowledge
 from workflows.client import invoice_handle
 from workflows.invoice import InvoiceWorkflow
 
@@ -161,6 +162,7 @@ async def apply(
         if mapped is None:
             raise
         raise mapped from err
+    await to_thread.run_sync(acknowledge, engine, status)
     return InvoiceState.of(status), True
 
 

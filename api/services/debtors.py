@@ -7,6 +7,8 @@ The same selection serves the hand-over (`select_playbook`, called inside its tr
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -16,9 +18,12 @@ from pathlib import Path
 from anyio import to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import Principal
 from api.debtor_schemas import (
+    ContactCorrection,
     DebtorPublic,
     OverridePublic,
     OverrideSet,
@@ -29,6 +34,7 @@ from api.debtor_schemas import (
 from api.errors import Invalid, NotFound, ServerMisconfigured
 from api.schemas import MoneyPublic
 from config import Settings
+from domain.collection.commands import ContactCorrected
 from domain.holds import HoldRequest
 from domain.playbook import (
     Playbook,
@@ -51,6 +57,8 @@ from messages.render import Renderer
 from store import debtors as store
 from store.engine import transaction
 from store.tables import Debtor, DebtorOverride
+from workflows.client import invoice_handle
+from workflows.invoice import InvoiceWorkflow
 
 log = logging.getLogger("relance.api")
 
@@ -268,3 +276,55 @@ def _clear_override(engine: Engine, debtor_id: str, principal: Principal) -> Non
 
 async def clear_override(engine: Engine, debtor_id: str, principal: Principal) -> None:
     await to_thread.run_sync(_clear_override, engine, debtor_id, principal)
+
+
+def _correct(
+    engine: Engine, settings: Settings, debtor_id: str, body: ContactCorrection
+) -> tuple[DebtorPublic, list[str]]:
+    with transaction(engine) as session:
+        found = store.correct_contact(session, debtor_id, str(body.email), body.name)
+        if found is None:
+            raise NotFound(f"debtor {debtor_id} is unknown")
+        return debtor_public(session, settings, found[0], today()), found[1]
+
+
+async def correct_debtor_contact(
+    engine: Engine,
+    client: Client,
+    settings: Settings,
+    debtor_id: str,
+    body: ContactCorrection,
+    principal: Principal,
+) -> DebtorPublic:
+    """Store the corrected address, then tell every running invoice of the debtor: those whose
+    email bounced use it again, and each invoice's history says when and by whom."""
+    public, numbers = await to_thread.run_sync(_correct, engine, settings, debtor_id, body)
+    await contact_corrected(
+        client, settings, numbers, debtor_id, by=principal.name, reason=body.reason
+    )
+    return public
+
+
+async def contact_corrected(
+    client: Client,
+    settings: Settings,
+    numbers: Sequence[str],
+    debtor_id: str,
+    *,
+    by: str,
+    reason: str = "",
+) -> None:
+    # One id per correction (the same for every invoice): a retried signal changes nothing.
+    event_id = f"contact:{debtor_id}:{uuid.uuid4().hex[:12]}"
+    correction = ContactCorrected(event_id=event_id, by=by, reason=reason or "address corrected")
+    for number in numbers:
+        try:
+            await invoice_handle(client, number).signal(
+                InvoiceWorkflow.contact_corrected,
+                correction,
+                rpc_timeout=timedelta(seconds=settings.rpc_timeout_seconds),
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # Ended meanwhile: nothing left to tell it.

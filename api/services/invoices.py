@@ -45,7 +45,7 @@ from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceFacts, Paym
 from domain.money import Money
 from domain.playbook import Playbook
 from domain.selection import resolve_segment
-from store.debtors import override_of
+from store.debtors import open_invoice_numbers, override_of
 from store.engine import transaction
 from store.invoices import (
     add_invoice,
@@ -56,6 +56,7 @@ from store.invoices import (
     upsert_debtor,
 )
 from store.tables import Approval, Debtor, Event, Interaction, Invoice, Payment
+from store.timeline import acknowledge_payment
 from workflows import contract
 from workflows.client import invoice_handle, start_invoice
 from workflows.invoice import InvoiceWorkflow
@@ -133,10 +134,12 @@ def _address_json(d: ContactFields) -> dict[str, object] | None:
 _KEPT_WHEN_OMITTED = ("segment", "annual_revenue", "headcount", "timezone", "subdivision")
 
 
-def _merge_debtor(session: Session, incoming: Debtor) -> Debtor:
+def _merge_debtor(session: Session, incoming: Debtor) -> tuple[Debtor, bool]:
     """Contact details: the newest hand-over wins. Segment, size and location: the newest
-    one that gives them (a back office that sends no size does not erase the known one)."""
+    one that gives them (a back office that sends no size does not erase the known one).
+    Also says whether the email address changed (a bounced address corrected)."""
     existing = session.get(Debtor, incoming.id)
+    corrected = existing is not None and existing.email != incoming.email
     if existing is not None:
         for name in _KEPT_WHEN_OMITTED:
             if getattr(incoming, name) is None:
@@ -144,8 +147,10 @@ def _merge_debtor(session: Session, incoming: Debtor) -> Debtor:
     stored = upsert_debtor(session, incoming)
     for name in _KEPT_WHEN_OMITTED:
         setattr(stored, name, getattr(incoming, name))
+    if corrected:
+        stored.email_invalid_at = None
     session.add(stored)
-    return stored
+    return stored, corrected
 
 
 def _differences(session: Session, existing: Invoice, facts: InvoiceFacts) -> list[str]:
@@ -188,6 +193,8 @@ class Recorded:
     warnings: list[str]
     # An opted-out debtor's new invoice starts on hold until the opt-out ends.
     hold: HoldRequest | None = None
+    # The debtor's email address changed: these running invoices use email again.
+    corrected: tuple[str, ...] = ()
 
 
 def record_hand_over(
@@ -206,18 +213,21 @@ def record_hand_over(
             "by handing it over again"
         )
     # Contact details are not part of the invoice: the newest ones win, even on a replay.
-    stored = _merge_debtor(session, debtor)
+    stored, changed = _merge_debtor(session, debtor)
+    corrected = tuple(open_invoice_numbers(session, stored.id)) if changed else ()
     if existing is not None:
         # A replay keeps the playbook the invoice was recorded with.
         note = debtors.opt_out_note(override_of(session, stored.id), as_of)
-        return Recorded(playbook_named(settings, existing.playbook), [note] if note else [])
+        playbook = playbook_named(settings, existing.playbook)
+        return Recorded(playbook, [note] if note else [], corrected=corrected)
     # The choice reads the debtor's history *before* this invoice joins it.
     selection = debtors.select_playbook(session, settings, stored, as_of)
     playbook = playbook_named(settings, selection.choice.playbook)
     add_invoice(session, facts, playbook)
     log.info("invoice %s: playbook %s (%s)", facts.number, playbook.name, selection.choice.why)
     hold = debtors.opt_out_hold(override_of(session, stored.id), as_of)
-    return Recorded(playbook, [selection.opt_out] if selection.opt_out else [], hold)
+    warnings = [selection.opt_out] if selection.opt_out else []
+    return Recorded(playbook, warnings, hold, corrected)
 
 
 def _store_hand_over(
@@ -258,12 +268,17 @@ async def hand_over(
             task_queue=settings.task_queue,
             day_seconds=settings.day_seconds,
             hold=recorded.hold,
+            notify_backoffice=bool(settings.backoffice_webhook_urls),
         )
     except (RPCError, RPCTimeoutOrCancelledError) as err:
         raise Unavailable(
             f"invoice {facts.number} is recorded but its collection could not start: "
             f"{temporal_unreachable(settings)}. Send the same request again to start it."
         ) from err
+    if recorded.corrected:
+        await debtors.contact_corrected(
+            client, settings, recorded.corrected, facts.debtor_id, by="back office (hand-over)"
+        )
     log.info("invoice %s handed over", facts.number)
     invoice = await to_thread.run_sync(read_invoice, engine, settings, facts.number)
     return invoice.model_copy(update={"warnings": recorded.warnings})
@@ -440,6 +455,7 @@ async def record_payment(
         if mapped is None:
             raise
         raise mapped from err
+    await to_thread.run_sync(acknowledge_payment, engine, number, result, body.received_on)
     log.info("payment %s recorded on invoice %s", body.reference, number)
     return PaymentRecorded(
         reference=result.reference,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
+import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -31,6 +36,7 @@ from store.invoices import add_invoice, events_of, interactions_of, upsert_debto
 from store.tables import Debtor, Event, Interaction
 from worker import build_worker
 from workflows.client import invoice_handle, start_invoice
+from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.invoice import InvoiceWorkflow
 
 SEND_HOUR = time(9, 0, tzinfo=UTC)
@@ -45,6 +51,33 @@ def business_day(facts: InvoiceFacts, offset_days: int) -> int:
     )
     actual = next_send_time(nominal, country=facts.country, timezone=facts.timezone)
     return (actual.date() - facts.due_date).days
+
+
+def installed_binary(name: str) -> str:
+    """A Temporal server binary installed next to this interpreter (nothing is downloaded)."""
+    found = Path(sys.executable).parent / name
+    path = str(found) if found.exists() else shutil.which(name)
+    if not path:
+        raise RuntimeError(f"{name} is not installed: run `make test`, which installs it")
+    return path
+
+
+async def start_time_skipping() -> WorkflowEnvironment:
+    """The time-skipping test server, with our search attributes registered."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=installed_binary("temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+    return env
 
 
 @dataclass
@@ -123,6 +156,17 @@ class Harness:
         now = await self.env.get_current_time()
         if target > now:
             await self.env.sleep(target - now)
+
+    async def ended(self, number: str, *, max_days: int = 5) -> InvoiceStatus:
+        """The workflow's result, skipping time until it ends: a thank-you waits for the next
+        business day when the debtor already had a message the day of the payment."""
+
+        async def done() -> bool:
+            described = await self.handle(number).describe()
+            return described.status != WorkflowExecutionStatus.RUNNING
+
+        await self.advance_until(done, max_days=max_days, step_hours=6)
+        return await self.handle(number).result()
 
     async def advance_until(
         self, done: Callable[[], Awaitable[bool]], *, max_days: int = 120, step_hours: int = 6

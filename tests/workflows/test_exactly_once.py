@@ -11,18 +11,17 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.calendar import business_time
+from activities.calendar import business_moment
+from activities.delivery import DeliveryActivities
 from activities.email import OutboxSender
-from activities.mailbox import BatchOutcome, MailBatch, MailboxActivities
-from activities.messaging import MessagingActivities, SendOutcome, SendRequest
+from activities.messaging import MessagingActivities
 from activities.notify import NotifyActivities
-from activities.progress import ProgressActivities
 from config import Settings
+from contracts.invoice import DeliveryOutcome, DeliveryRequest
 from domain.lifecycle import Stage
 from messages import Renderer
 from tests.workflows.harness import running_worker
 from workflows.invoice import InvoiceWorkflow
-from workflows.mailbox import DebtorMailboxWorkflow
 
 
 async def test_retry_after_a_successful_send_does_not_send_twice(
@@ -40,23 +39,14 @@ async def test_retry_after_a_successful_send_does_not_send_twice(
     real = MessagingActivities(
         engine, CountingOutbox(tmp_path / "outbox", settings.email_from), Renderer(), settings
     )
+    delivery = DeliveryActivities(engine, real)
 
     # The real activity, registered under its real name, but the first attempt of each send
     # "crashes" after the message went out and was recorded (a lost completion, a worker
     # killed at the wrong moment): Temporal retries it.
-    @activity.defn(name="send_message")
-    def send_then_crash_once(request: SendRequest) -> SendOutcome:
-        outcome = real.send_message(request)
-        if activity.info().attempt == 1:
-            raise RuntimeError("worker lost before reporting completion")
-        return outcome
-
-    # Step messages go through the debtor's mailbox: its send crashes the same way.
-    mailbox = MailboxActivities(time_env.client, real)
-
-    @activity.defn(name="send_batch")
-    def send_batch_then_crash_once(batch: MailBatch) -> BatchOutcome:
-        outcome = mailbox.send_batch(batch)
+    @activity.defn(name="deliver")
+    def deliver_then_crash_once(request: DeliveryRequest) -> DeliveryOutcome:
+        outcome = delivery.deliver(request)
         if activity.info().attempt == 1:
             raise RuntimeError("worker lost before reporting completion")
         return outcome
@@ -64,13 +54,11 @@ async def test_retry_after_a_successful_send_does_not_send_twice(
     worker = Worker(
         time_env.client,
         task_queue=task_queue,
-        workflows=[InvoiceWorkflow, DebtorMailboxWorkflow],
+        workflows=[InvoiceWorkflow],
         activities=[
-            ProgressActivities(engine).record_progress,
-            send_then_crash_once,
-            send_batch_then_crash_once,
-            mailbox.enqueue_message,
-            business_time,
+            deliver_then_crash_once,
+            delivery.record,
+            business_moment,
             NotifyActivities(settings).notify_backoffice,
         ],
         activity_executor=ThreadPoolExecutor(4),
@@ -81,12 +69,13 @@ async def test_retry_after_a_successful_send_does_not_send_twice(
         await h.sleep_until_day(facts, 4)
         result = await h.pay("INV-ONCE", "VIR-1", "1200.00")
         assert result.stage == Stage.PAID
-        await h.handle("INV-ONCE").result()
 
-        async def reminders_out() -> bool:
+        async def thanked() -> bool:
             return len(h.sent(facts)) >= 3
 
-        await h.advance_until(reminders_out, max_days=1, step_hours=1)
+        # The debtor had reminder_1 that day: the thank-you goes out the next business day.
+        await h.advance_until(thanked, max_days=5, step_hours=6)
+        await h.handle("INV-ONCE").result()
 
     assert [step for step, _, _ in h.sent(facts)] == ["pre_reminder", "reminder_1", "thank_you"]
     # Each message reached the provider once, although every send activity ran twice.

@@ -1,7 +1,7 @@
 """channels: debtors' phone and postal address, letters by post, call scripts and assignees
 
 Revision ID: 0009
-Revises: 0003
+Revises: 0004 (0003 on the branch before main was merged)
 Create Date: 2026-12-02 10:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1484 @@
+"""The rules of one invoice: `(state, command | tick, now) → (state, effects)`.
+
+- `validate(state, command, now)` says whether a command may apply (a typed `Refusal`, or None);
+  the workflow's Update validators call it, so a refused command is never written anywhere.
+- `apply(state, command, now)` applies a command; `tick(state, now)` does whatever is due at
+  `now`. Both return a `Transition`: the new state (the input is never changed) and the effects
+  to carry out, in order. When the machine needs the business calendar to place an action, the
+  transition carries a `question`; the caller answers with `CalendarAnswered` and ticks again.
+- `status(state, now)` is what people see; `wake_at(state, now)` is when to tick next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from pydantic import BaseModel
+
+from domain.collection import keys
+from domain.collection.commands import (
+    CalendarAnswered,
+    Command,
+    ContactCorrected,
+    SendResult,
+    SendSettled,
+)
+from domain.collection.records import (
+    ApprovalChange,
+    DisputeChange,
+    EventKind,
+    EventRecord,
+    PaymentChange,
+    PlanChange,
+    TaskChange,
+)
+from domain.collection.state import (
+    SEEN_KEPT,
+    Approval,
+    CalendarAnswer,
+    CalendarQuestion,
+    CollectionState,
+    Deferred,
+    Disputed,
+    InstallmentState,
+    Ledger,
+    Message,
+    OnPlan,
+    Paused,
+    Promised,
+    RecordedPayment,
+)
+from domain.errors import ErrorType
+from domain.holds import (
+    UNDELIVERABLE,
+    Closure,
+    ClosureKind,
+    DeliveryEvent,
+    DisputeOpen,
+    DisputeOutcome,
+    DisputeResolution,
+    HoldRequest,
+    PlanDecision,
+    PlanProposal,
+    PlaybookMigration,
+    PromiseToPay,
+    ResumeRequest,
+)
+from domain.lifecycle import (
+    ESCALATION_ORDER,
+    TERMINAL_STAGES,
+    ApprovalStatus,
+    EscalationDecision,
+    InvoiceFacts,
+    InvoiceStatus,
+    NextStep,
+    PaymentInput,
+    PaymentResult,
+    PendingApproval,
+    Stage,
+)
+from domain.money import Money
+from domain.playbook import FILE_TEMPLATES, Channel, Playbook, Recipient, Step, Tone
+
+DUE_DATE_PASSES = "due_date_passes"
+# With nothing planned, a held or idle invoice still wakes now and then to re-check.
+IDLE_TICK_DAYS = 30
+# The calendar answers kept: the current step's and a deferred message's suffice.
+CALENDAR_KEPT = 4
+# A calendar moment this far in the past is a catch-up, not a timer firing: ask again from now.
+CATCH_UP_DAYS = 10 / (24 * 60)
+# A step's messages are wanted while the invoice escalates (the legal step's own messages
+# go out as it hands the file off).
+ESCALATING = (*ESCALATION_ORDER, Stage.HANDED_OFF)
+# What the back office is told of, by the kind of event recorded.
+NOTICES: dict[EventKind, str] = {
+    EventKind.DISPUTE_OPENED: "dispute_opened",
+    EventKind.DISPUTE_RESOLVED: "dispute_resolved",
+    EventKind.PLAN_PROPOSED: "plan_proposed",
+    EventKind.PLAN_BROKEN: "plan_broken",
+    EventKind.PROMISE_RECORDED: "promise_recorded",
+    EventKind.PROMISE_BROKEN: "promise_broken",
+    EventKind.HOLD_STARTED: "paused",
+    EventKind.HOLD_ENDED: "resumed",
+    EventKind.FALLBACK: "email_undeliverable",
+}
+CLOSING_NOTICES = {
+    Stage.PAID: "paid",
+    Stage.HANDED_OFF: "handed_off",
+    Stage.CANCELLED: "cancelled",
+    Stage.WRITTEN_OFF: "written_off",
+}
+
+
+class Refusal(BaseModel):
+    type: ErrorType
+    message: str
+
+
+class Send(BaseModel):
+    message: Message
+    # The workflow moment it was decided, and the calendar day it speaks of (days late,
+    # interest are counted to it).
+    planned_at: datetime
+    as_of: date
+    outstanding: Money
+
+
+class Record(BaseModel):
+    event: EventRecord
+
+
+class Notify(BaseModel):
+    """Tell the back office (an ERP puts a customer on credit hold, flags dunning...)."""
+
+    kind: str
+    event_id: str
+
+
+Effect = Send | Record | Notify
+
+
+@dataclass
+class Transition:
+    state: CollectionState
+    effects: list[Effect] = field(default_factory=list)
+    # The calendar must place an action before the machine can go on.
+    question: CalendarQuestion | None = None
+    # What a payment answers (the same answer for the same reference).
+    reply: PaymentResult | None = None
+
+
+# ---------------------------------------------------------------------------------- validation
+
+
+def validate(state: CollectionState, command: Command, now: datetime) -> Refusal | None:
+    number = state.invoice.number
+    closed = Refusal(
+        type=ErrorType.INVOICE_CLOSED, message=f"invoice {number} is already {state.stage}"
+    )
+    terminal = state.stage in TERMINAL_STAGES
+    match command:
+        case PaymentInput():
+            if command.reference in state.ledger.payments:
+                return None  # a replay gets the same answer
+            if command.amount.currency != state.invoice.amount.currency:
+                return _currency(state, command.amount, "payment")
+            if not command.amount.is_positive:
+                return Refusal(
+                    type=ErrorType.INVALID_AMOUNT, message="payment amount must be positive"
+                )
+            return closed if terminal else None
+        case EscalationDecision():
+            pending = state.approval
+            if pending is None or pending.approval_id != command.approval_id:
+                return Refusal(
+                    type=ErrorType.STALE_APPROVAL,
+                    message=f"approval {command.approval_id} is not pending on invoice {number}"
+                    + (f" (pending: {pending.approval_id})" if pending else ""),
+                )
+            return None
+        case DisputeOpen():
+            if _replayed_dispute(state, command.dispute_id):
+                return None
+            if terminal:
+                return closed
+            if command.amount is not None and command.amount.currency != _currency_of(state):
+                return _currency(state, command.amount, "disputed amount")
+            if isinstance(state.hold, Disputed):
+                return Refusal(
+                    type=ErrorType.DISPUTE_OPEN,
+                    message=f"dispute {state.hold.dispute_id} is already open on invoice {number}",
+                )
+            return _hold_conflict(state)
+        case DisputeResolution():
+            if terminal:
+                return closed
+            hold = state.hold
+            if not isinstance(hold, Disputed) or hold.dispute_id != command.dispute_id:
+                return Refusal(
+                    type=ErrorType.UNKNOWN_DISPUTE,
+                    message=f"no open dispute {command.dispute_id} on invoice {number}",
+                )
+            if command.credit is not None:
+                if command.credit.currency != _currency_of(state):
+                    return _currency(state, command.credit, "credit note")
+                if not command.credit.is_positive:
+                    return Refusal(
+                        type=ErrorType.INVALID_AMOUNT,
+                        message="a credit note must be a positive amount",
+                    )
+            return None
+        case PlanProposal():
+            if terminal:
+                return closed
+            if isinstance(state.hold, OnPlan):
+                return Refusal(
+                    type=ErrorType.PLAN_CONFLICT,
+                    message=f"payment plan {state.hold.plan_id} is already {state.hold.status}",
+                )
+            conflict = _hold_conflict(state)
+            if conflict is not None:
+                return conflict
+            first = command.installments[0].amount
+            if first.currency != _currency_of(state):
+                return _currency(state, first, "installment")
+            if command.total != state.outstanding.amount:
+                return Refusal(
+                    type=ErrorType.PLAN_MISMATCH,
+                    message=f"installments add up to {command.total} {_currency_of(state)}, "
+                    f"but {state.outstanding} is outstanding",
+                )
+            return None
+        case PlanDecision():
+            if terminal:
+                return closed
+            plan = state.hold
+            if (
+                not isinstance(plan, OnPlan)
+                or plan.plan_id != command.plan_id
+                or plan.status != "proposed"
+            ):
+                return Refusal(
+                    type=ErrorType.UNKNOWN_PLAN,
+                    message=f"payment plan {command.plan_id} is not awaiting a decision",
+                )
+            if command.decided_by == plan.proposed_by:
+                return Refusal(
+                    type=ErrorType.FOUR_EYES,
+                    message=f"{command.decided_by} proposed plan {plan.plan_id}: a second "
+                    "person must decide it (four-eyes)",
+                )
+            return None
+        case PromiseToPay():
+            if command.promise_id in state.closed_refs:
+                return None
+            if terminal:
+                return closed
+            conflict = _hold_conflict(state)
+            if conflict is not None:
+                return conflict
+            if command.until < state.clock.calendar_date(now):
+                return Refusal(
+                    type=ErrorType.INVALID_PROMISE,
+                    message=f"promised date {command.until.isoformat()} is in the past",
+                )
+            return None
+        case HoldRequest():
+            if command.key is not None and f"pause:{command.key}" in state.closed_refs:
+                return None
+            return closed if terminal else _hold_conflict(state)
+        case ResumeRequest():
+            if terminal:
+                return closed
+            if not isinstance(state.hold, Paused):
+                return Refusal(type=ErrorType.NOT_PAUSED, message=f"invoice {number} is not paused")
+            return None
+        case Closure():
+            return closed if terminal else None
+        case PlaybookMigration():
+            if terminal:
+                return closed
+            if state.approval is not None:
+                return Refusal(
+                    type=ErrorType.HOLD_CONFLICT,
+                    message=f"approval {state.approval.approval_id} is pending: decide it first",
+                )
+            return None
+    return None
+
+
+def _currency_of(state: CollectionState) -> str:
+    return state.invoice.amount.currency
+
+
+def _currency(state: CollectionState, amount: Money, what: str) -> Refusal:
+    return Refusal(
+        type=ErrorType.CURRENCY_MISMATCH,
+        message=f"{what} currency {amount.currency} does not match the invoice currency "
+        f"{_currency_of(state)}",
+    )
+
+
+def _replayed_dispute(state: CollectionState, dispute_id: str) -> bool:
+    hold = state.hold
+    return dispute_id in state.closed_refs or (
+        isinstance(hold, Disputed) and hold.dispute_id == dispute_id
+    )
+
+
+def _hold_conflict(state: CollectionState) -> Refusal | None:
+    """A dispute or a plan must end before another hold starts (a promise or a pause may be
+    replaced)."""
+    hold = state.hold
+    if hold is None or isinstance(hold, Paused | Promised):
+        return None
+    shown = state.shown_stage.value
+    return Refusal(
+        type=ErrorType.DISPUTE_OPEN if isinstance(hold, Disputed) else ErrorType.HOLD_CONFLICT,
+        message=f"invoice {state.invoice.number} is {shown}: end that first",
+    )
+
+
+# ---------------------------------------------------------------------------------- transitions
+
+
+def apply(state: CollectionState, command: Command, now: datetime) -> Transition | Refusal:
+    refusal = validate(state, command, now)
+    if refusal is not None:
+        return refusal
+    run = _Run(state.model_copy(deep=True), now)
+    run.command(command)
+    run.settle_end()
+    return run.transition()
+
+
+def tick(state: CollectionState, now: datetime) -> Transition:
+    run = _Run(state.model_copy(deep=True), now)
+    run.advance()
+    run.settle_end()
+    return run.transition()
+
+
+def opened(state: CollectionState, now: datetime, hold: HoldRequest | None) -> Transition:
+    """The first transition of a new invoice: recorded, and on hold if asked (an opt-out)."""
+    run = _Run(state.model_copy(deep=True), now)
+    run.record(EventKind.OPENED, "opened", "Collection started")
+    if hold is not None:
+        run.pause(hold, key="opened")
+    return run.transition()
+
+
+class _Run:
+    """One transition in the making: the state it changes, and the effects it collects."""
+
+    def __init__(self, state: CollectionState, now: datetime) -> None:
+        self.s = state
+        self.now = now
+        self.effects: list[Effect] = []
+        self.question: CalendarQuestion | None = None
+        self.reply: PaymentResult | None = None
+
+    def transition(self) -> Transition:
+        return Transition(self.s, self.effects, self.question, self.reply)
+
+    # ---------------------------------------------------------------- effects
+
+    def days(self, count: float) -> timedelta:
+        return self.s.clock.days(count)
+
+    @property
+    def today(self) -> date:
+        return self.s.clock.calendar_date(self.now)
+
+    def record(
+        self,
+        kind: EventKind,
+        key: str,
+        summary: str,
+        *,
+        detail: dict[str, str] | None = None,
+        payment: PaymentChange | None = None,
+        approval: ApprovalChange | None = None,
+        dispute: DisputeChange | None = None,
+        plan: PlanChange | None = None,
+        task: TaskChange | None = None,
+        playbook: tuple[str, int] | None = None,
+    ) -> None:
+        self.s.revision += 1
+        self.effects.append(
+            Record(
+                event=EventRecord(
+                    key=key,
+                    kind=kind,
+                    at=self.now,
+                    summary=summary,
+                    detail=detail or {},
+                    payment=payment,
+                    approval=approval,
+                    dispute=dispute,
+                    plan=plan,
+                    task=task,
+                    playbook=playbook,
+                )
+            )
+        )
+        self.notify(kind, key, plan)
+
+    def notify(self, kind: EventKind, key: str, plan: PlanChange | None) -> None:
+        stage = self.s.shown_stage
+        notice: str | None
+        if kind == EventKind.CLOSED:
+            notice = CLOSING_NOTICES.get(self.s.stage)
+        elif kind == EventKind.PLAN_DECIDED and plan is not None:
+            notice = "plan_activated" if plan.status == "active" else "plan_rejected"
+        elif kind == EventKind.PLAN_ENDED and plan is not None and plan.status == "completed":
+            notice = "plan_completed"
+        else:
+            notice = NOTICES.get(kind)
+        if (
+            notice is None
+            and self.s.hold is None
+            and stage not in TERMINAL_STAGES
+            and stage != self.s.notified_stage
+        ):
+            notice = "stage_changed"
+        if notice is None:
+            return
+        self.s.notified_stage = stage
+        self.effects.append(
+            Notify(
+                kind=notice, event_id=keys.backoffice_event_id(self.s.invoice.number, notice, key)
+            )
+        )
+
+    def send(self, message: Message, as_of: date | None = None) -> None:
+        self.effects.append(
+            Send(
+                message=message,
+                planned_at=self.now,
+                as_of=as_of or self.today,
+                outstanding=self.s.outstanding,
+            )
+        )
+
+    def channels(self, step: Step) -> list[Channel]:
+        """The step's channels, email replaced by its fallback while the address is invalid."""
+        channels: list[Channel] = []
+        for channel in step.channels:
+            replacements = (
+                step.fallback if (channel == Channel.EMAIL and self.s.email_invalid) else (channel,)
+            )
+            channels += [c for c in replacements if c not in channels]
+        return channels
+
+    def to_debtor(
+        self,
+        step_id: str,
+        template: str,
+        tone: Tone,
+        wanted_in: tuple[Stage, ...],
+        **extra: object,
+    ) -> None:
+        """A debtor message outside the playbook's steps (thank-you, installment reminder):
+        routed like a step's email, by its fallback while the address is invalid."""
+        channels = [Channel.LETTER] if self.s.email_invalid else [Channel.EMAIL]
+        for channel in channels:
+            self.send(
+                Message(
+                    step_id=step_id,
+                    channel=channel,
+                    template=template,
+                    tone=tone,
+                    wanted_in=wanted_in,
+                    stage=self.s.stage,
+                    **extra,
+                )
+            )
+
+    def to_collectors(self, step_id: str, template: str, wanted_in: tuple[Stage, ...]) -> None:
+        approval = self.s.approval
+        self.send(
+            Message(
+                step_id=step_id,
+                channel=Channel.EMAIL,
+                recipient=Recipient.COLLECTORS,
+                template=template,
+                tone=Tone.FIRM,
+                wanted_in=wanted_in,
+                stage=self.s.stage,
+                approval_id=approval.approval_id if approval else None,
+                target_stage=approval.target_stage if approval else None,
+            )
+        )
+
+    # ---------------------------------------------------------------- commands
+
+    def command(self, command: Command) -> None:
+        match command:
+            case PaymentInput():
+                self.payment(command)
+            case EscalationDecision():
+                self.decision(command)
+            case DisputeOpen():
+                self.open_dispute(command)
+            case DisputeResolution():
+                self.resolve_dispute(command)
+            case PlanProposal():
+                self.propose_plan(command)
+            case PlanDecision():
+                self.decide_plan(command)
+            case PromiseToPay():
+                self.promise(command)
+            case HoldRequest():
+                self.pause(command, key=command.key or f"pause{self.s.revision}")
+            case ResumeRequest():
+                self.release(grace_days=0)
+                self.record(
+                    EventKind.HOLD_ENDED,
+                    f"resume{self.s.revision}",
+                    f"Resumed by {command.by}"
+                    + (f": {command.comment}" if command.comment else ""),
+                    detail={"by": command.by},
+                )
+            case Closure():
+                self.close(command)
+            case PlaybookMigration():
+                self.migrate(command)
+            case DeliveryEvent():
+                self.delivery(command)
+            case ContactCorrected():
+                self.contact_corrected(command)
+            case CalendarAnswered():
+                kept = [a for a in self.s.calendar_answers if a.question != command.answer.question]
+                self.s.calendar_answers = [*kept[-(CALENDAR_KEPT - 1) :], command.answer]
+            case SendSettled():
+                self.settled(command)
+
+    def payment(self, payment: PaymentInput) -> None:
+        known = self.s.ledger.payments.get(payment.reference)
+        if known is not None:
+            self.reply = known.result
+            return
+        ledger = self.s.ledger
+        result = PaymentResult(
+            reference=payment.reference,
+            amount=payment.amount,
+            outstanding=payment.amount,  # set below, once the ledger has it
+            stage=self.s.stage,
+        )
+        ledger.payments[payment.reference] = RecordedPayment(
+            result=result, received_on=payment.received_on
+        )
+        if not ledger.outstanding.is_positive:
+            self.end(Stage.PAID)
+        result.outstanding = ledger.outstanding
+        result.stage = Stage.PAID if self.s.stage == Stage.PAID else self.s.shown_stage
+        result.overpayment = ledger.overpayment if self.s.stage == Stage.PAID else None
+        self.allocate(payment.amount)
+        summary = (
+            f"Payment {payment.reference} of {payment.amount}: {result.outstanding} outstanding"
+        )
+        if result.overpayment is not None:
+            summary += f", overpaid by {result.overpayment}"
+        self.record(
+            EventKind.PAYMENT,
+            f"payment:{payment.reference}",
+            summary,
+            payment=PaymentChange(result=result, received_on=payment.received_on),
+        )
+        self.reply = result.model_copy(update={"revision": self.s.revision})
+        # The same reference again gets this same answer.
+        ledger.payments[payment.reference].result = self.reply
+
+    def allocate(self, amount: Money) -> None:
+        """Payments settle a plan's installments in order, oldest first."""
+        plan = self.s.hold
+        if not isinstance(plan, OnPlan):
+            return
+        left = amount
+        for item in plan.installments:
+            if not left.is_positive:
+                break
+            missing = item.amount - item.paid
+            if not missing.is_positive:
+                continue
+            applied = missing if missing.amount <= left.amount else left
+            item.paid = item.paid + applied
+            left = left - applied
+
+    def decision(self, decision: EscalationDecision) -> None:
+        pending = self.s.approval
+        if pending is None:
+            return
+        self.s.approval = None
+        step_id = pending.step_id
+        if decision.approve:
+            self.s.approved_step = step_id
+            self.s.retry_at.pop(step_id, None)
+            self.s.rejection_note = None
+            # It goes out at the next business moment, not before the decision.
+            self.s.not_before = max(self.s.not_before or self.now, self.now)
+            summary = f"Escalation to {pending.target_stage} approved by {decision.decided_by}"
+            status = ApprovalStatus.APPROVED
+        else:
+            retry = self.now + self.days(self.s.playbook.rejection_retry_days)
+            self.s.retry_at[step_id] = retry
+            self.s.rejection_note = (
+                f"escalation to {pending.target_stage} rejected by {decision.decided_by}"
+                + (f" ({decision.comment})" if decision.comment else "")
+                + f"; stays {self.s.stage} and is proposed again on {retry.isoformat()}"
+            )
+            summary = f"Escalation to {pending.target_stage} rejected by {decision.decided_by}"
+            status = ApprovalStatus.REJECTED
+        self.record(
+            EventKind.APPROVAL_DECIDED,
+            f"approval:{pending.approval_id}:decided",
+            summary,
+            detail={"comment": decision.comment, "decided_by": decision.decided_by},
+            approval=self.approval_change(pending, status, decision),
+        )
+
+    def approval_change(
+        self,
+        pending: Approval,
+        status: ApprovalStatus,
+        decision: EscalationDecision | None = None,
+    ) -> ApprovalChange:
+        return ApprovalChange(
+            approval_id=pending.approval_id,
+            step_id=pending.step_id,
+            target_stage=pending.target_stage,
+            status=status,
+            at=self.now,
+            decided_by=decision.decided_by if decision else None,
+            comment=decision.comment if decision else None,
+        )
+
+    def withdraw_approval(self) -> None:
+        pending = self.s.approval
+        if pending is None:
+            return
+        self.s.approval = None
+        self.record(
+            EventKind.APPROVAL_CANCELLED,
+            f"approval:{pending.approval_id}:cancelled",
+            f"Approval {pending.approval_id} withdrawn: invoice {self.s.shown_stage}",
+            approval=self.approval_change(pending, ApprovalStatus.CANCELLED),
+        )
+
+    def enter_hold(self, hold: Paused | Promised | Disputed | OnPlan) -> None:
+        # A hold replacing another keeps the clock frozen since the first one.
+        if self.s.hold is None:
+            self.s.held_since = self.now
+        self.s.hold = hold
+        self.withdraw_approval()
+
+    def release(self, grace_days: float) -> None:
+        if self.s.hold is None:
+            return
+        since = self.s.held_since or self.now
+        self.s.shift_seconds += (self.now - since).total_seconds()
+        self.s.not_before = self.now + self.days(grace_days)
+        self.s.hold = None
+        self.s.held_since = None
+
+    def open_dispute(self, request: DisputeOpen) -> None:
+        if _replayed_dispute(self.s, request.dispute_id):
+            return
+        deadline = self.now + self.days(self.s.playbook.dispute_resolution_days)
+        self.enter_hold(
+            Disputed(
+                dispute_id=request.dispute_id,
+                reason=request.reason,
+                by=request.opened_by,
+                deadline=deadline,
+            )
+        )
+        number = self.s.invoice.number
+        self.record(
+            EventKind.DISPUTE_OPENED,
+            f"dispute:{request.dispute_id}",
+            f"Dispute {request.dispute_id} opened by {request.opened_by}: escalation frozen",
+            detail={"reason": request.reason, "by": request.opened_by},
+            dispute=DisputeChange(
+                dispute_id=request.dispute_id,
+                status="open",
+                at=self.now,
+                by=request.opened_by,
+                reason=request.reason,
+                amount=request.amount,
+                deadline=deadline,
+            ),
+            task=TaskChange(
+                task_id=keys.task_id(number, "dispute", request.dispute_id),
+                kind="dispute",
+                status="open",
+                at=self.now,
+                due_at=deadline,
+                title=f"Resolve dispute {request.dispute_id} on invoice {number}",
+            ),
+        )
+
+    def resolve_dispute(self, resolution: DisputeResolution) -> None:
+        dispute = self.s.hold
+        if not isinstance(dispute, Disputed):
+            return
+        self.s.closed_refs[dispute.dispute_id] = resolution.outcome.value
+        grace = self.s.playbook.dispute_grace_days
+        credit: Money | None = None
+        if resolution.outcome == DisputeOutcome.UPHELD:
+            credit = resolution.credit or self.s.outstanding
+            self.s.ledger.credits[dispute.dispute_id] = credit
+            if self.s.outstanding.is_positive:
+                self.release(grace)
+            else:
+                self.end(Stage.CANCELLED)
+            summary = (
+                f"Dispute {dispute.dispute_id} upheld by {resolution.resolved_by}: credit note of "
+                f"{credit}, {self.s.outstanding} outstanding"
+            )
+        else:
+            self.release(grace)
+            summary = (
+                f"Dispute {dispute.dispute_id} rejected by {resolution.resolved_by}: escalation "
+                f"resumes at {self.s.stage} after {grace:g} days' grace"
+            )
+        self.record(
+            EventKind.DISPUTE_RESOLVED,
+            f"dispute:{dispute.dispute_id}:{resolution.outcome.value}",
+            summary,
+            detail={
+                "by": resolution.resolved_by,
+                "comment": resolution.comment,
+                "credit_note": resolution.credit_note_reference or "",
+            },
+            dispute=DisputeChange(
+                dispute_id=dispute.dispute_id,
+                status=resolution.outcome.value,
+                at=self.now,
+                by=resolution.resolved_by,
+                resolution=resolution.comment or None,
+                credit=credit,
+            ),
+            task=TaskChange(
+                task_id=keys.task_id(self.s.invoice.number, "dispute", dispute.dispute_id),
+                kind="dispute",
+                status="done",
+                at=self.now,
+            ),
+        )
+
+    def propose_plan(self, proposal: PlanProposal) -> None:
+        playbook = self.s.playbook
+        needs_approval = playbook.plan_needs_approval(proposal.total, len(proposal.installments))
+        zero = Money.of(0, _currency_of(self.s))
+        plan = OnPlan(
+            plan_id=proposal.plan_id,
+            status="proposed" if needs_approval else "active",
+            proposed_by=proposal.proposed_by,
+            installments=[
+                InstallmentState(due_date=i.due_date, amount=i.amount, paid=zero)
+                for i in proposal.installments
+            ],
+        )
+        self.enter_hold(plan)
+        number = self.s.invoice.number
+        self.record(
+            EventKind.PLAN_PROPOSED,
+            f"plan:{proposal.plan_id}",
+            f"Payment plan {proposal.plan_id} of {len(proposal.installments)} installments "
+            f"proposed by {proposal.proposed_by}"
+            + (": awaiting a second person's approval" if needs_approval else ": active"),
+            plan=PlanChange(
+                plan_id=proposal.plan_id,
+                status=plan.status,
+                at=self.now,
+                by=proposal.proposed_by,
+                installments=list(proposal.installments),
+                needs_approval=needs_approval,
+                comment=proposal.comment or None,
+            ),
+            task=TaskChange(
+                task_id=keys.task_id(number, "plan", proposal.plan_id),
+                kind="plan_approval",
+                status="open",
+                at=self.now,
+                due_at=self.now + self.days(playbook.approval_reminder_days),
+                title=f"Approve payment plan {proposal.plan_id} on invoice {number} "
+                f"(proposed by {proposal.proposed_by})",
+            )
+            if needs_approval
+            else None,
+        )
+
+    def decide_plan(self, decision: PlanDecision) -> None:
+        plan = self.s.hold
+        if not isinstance(plan, OnPlan):
+            return
+        if decision.approve:
+            plan.status = "active"
+            summary = f"Payment plan {plan.plan_id} approved by {decision.decided_by}"
+        else:
+            self.release(grace_days=0)
+            summary = f"Payment plan {plan.plan_id} rejected by {decision.decided_by}"
+        self.record(
+            EventKind.PLAN_DECIDED,
+            f"plan:{plan.plan_id}:decided",
+            summary,
+            detail={"by": decision.decided_by, "comment": decision.comment},
+            plan=PlanChange(
+                plan_id=plan.plan_id,
+                status="active" if decision.approve else "rejected",
+                at=self.now,
+                by=decision.decided_by,
+                comment=decision.comment or None,
+            ),
+            task=TaskChange(
+                task_id=keys.task_id(self.s.invoice.number, "plan", plan.plan_id),
+                kind="plan_approval",
+                status="done",
+                at=self.now,
+            ),
+        )
+
+    def promise(self, promise: PromiseToPay) -> None:
+        if promise.promise_id in self.s.closed_refs:
+            return
+        self.s.closed_refs[promise.promise_id] = "promise"
+        until = self.s.clock.planned_at(promise.until, 0) + self.days(
+            self.s.playbook.promise_grace_days
+        )
+        self.enter_hold(
+            Promised(
+                promise_id=promise.promise_id,
+                promised_for=promise.until,
+                until=until,
+                by=promise.recorded_by,
+                note=promise.note,
+            )
+        )
+        self.record(
+            EventKind.PROMISE_RECORDED,
+            f"promise:{promise.promise_id}",
+            f"Promise to pay by {promise.until.isoformat()} recorded by {promise.recorded_by}",
+            detail={"by": promise.recorded_by, "note": promise.note},
+        )
+
+    def pause(self, request: HoldRequest, key: str) -> None:
+        ref = f"pause:{key}"
+        if ref in self.s.closed_refs:
+            return
+        self.s.closed_refs[ref] = "pause"
+        until = self.s.clock.planned_at(request.until, 0) if request.until else None
+        self.enter_hold(Paused(key=key, reason=request.reason, by=request.by, until=until))
+        self.record(
+            EventKind.HOLD_STARTED,
+            f"hold:{key}",
+            f"Paused by {request.by}: {request.reason}"
+            + (f" (until {request.until.isoformat()})" if request.until else ""),
+            detail={"by": request.by},
+        )
+
+    def close(self, closure: Closure) -> None:
+        if closure.kind == ClosureKind.CANCEL:
+            # A credit note for what is left.
+            self.s.ledger.credits["closure"] = self.s.outstanding
+            self.end(Stage.CANCELLED)
+            summary = f"Cancelled by {closure.by} (credit note): {closure.reason}"
+        else:
+            self.end(Stage.WRITTEN_OFF)
+            summary = f"Written off by {closure.by}: {closure.reason}"
+        self.record(
+            EventKind.CLOSURE,
+            f"closure:{closure.kind.value}",
+            summary,
+            detail={"by": closure.by, "credit_note": closure.credit_note_reference or ""},
+        )
+
+    def migrate(self, migration: PlaybookMigration) -> None:
+        old, new = self.s.playbook, migration.playbook
+        current = self.current_step()
+        # Carry on from the same point: the same step if the new playbook has it, else the
+        # first step not earlier than it; steps already done are not done again.
+        if current is None:
+            index = len(new.steps)
+        else:
+            index = next(
+                (i for i, step in enumerate(new.steps) if step.id == current.id),
+                next(
+                    (i for i, s in enumerate(new.steps) if s.offset_days >= current.offset_days),
+                    len(new.steps),
+                ),
+            )
+        self.s.playbook = new
+        self.s.step_index = index
+        self.s.approved_step = None
+        self.record(
+            EventKind.PLAYBOOK_MIGRATED,
+            f"playbook:{new.name}:{new.version}:{self.s.revision}",
+            f"Playbook {old.name} v{old.version} → {new.name} v{new.version} by {migration.by}"
+            + (f": {migration.reason}" if migration.reason else ""),
+            detail={
+                "by": migration.by,
+                "from": f"{old.name}:{old.version}",
+                "to": f"{new.name}:{new.version}",
+            },
+            playbook=(new.name, new.version),
+        )
+
+    def seen(self, event_id: str) -> bool:
+        if event_id in self.s.seen:
+            return True
+        self.s.seen = [*self.s.seen[-SEEN_KEPT + 1 :], event_id]
+        return False
+
+    def delivery(self, event: DeliveryEvent) -> None:
+        if self.seen(event.event_id):
+            return
+        if event.kind not in UNDELIVERABLE or event.channel != Channel.EMAIL.value:
+            return
+        if self.s.email_invalid:
+            return
+        self.s.email_invalid = True
+        known = any(step.id == event.step_id for step in self.s.playbook.steps)
+        ref = f"fallback:{event.step_id}"
+        # Once per step: a second bounce of it (after a correction) sends no second letter.
+        if known and ref not in self.s.closed_refs and event.step_id not in self.s.fallback_due:
+            self.s.fallback_due.append(event.step_id)
+
+    def contact_corrected(self, correction: ContactCorrected) -> None:
+        if self.seen(correction.event_id):
+            return
+        was_invalid = self.s.email_invalid
+        self.s.email_invalid = False
+        self.record(
+            EventKind.CONTACT_CORRECTED,
+            f"contact:{correction.event_id}",
+            f"Contact details corrected by {correction.by}"
+            + (f": {correction.reason}" if correction.reason else "")
+            + ("; email is used again" if was_invalid else ""),
+            detail={"by": correction.by},
+        )
+
+    def settled(self, settled: SendSettled) -> None:
+        message = settled.message
+        key = keys.message_key(
+            self.s.invoice.number, message.step_id, message.channel, message.recipient
+        )
+        match settled.result:
+            case SendResult.DEFERRED:
+                if self.s.shown_stage not in message.wanted_in or settled.next_day is None:
+                    return
+                self.s.deferred.append(Deferred(message=message, day=settled.next_day))
+                self.record(
+                    EventKind.MESSAGE_DEFERRED,
+                    f"deferred:{key}:{settled.next_day.isoformat()}",
+                    f"{message.channel.value} for {message.step_id} waits for "
+                    f"{settled.next_day.isoformat()}: the debtor already had a message that day",
+                )
+            case SendResult.FAILED:
+                self.record(
+                    EventKind.MESSAGE_FAILED,
+                    f"failed:{message.step_id}:{message.channel.value}:{message.recipient.value}",
+                    f"{message.channel.value} to {message.recipient.value} for {message.step_id} "
+                    f"failed: {settled.reason}",
+                )
+            case SendResult.UNKNOWN:
+                self.record(
+                    EventKind.MESSAGE_UNKNOWN,
+                    f"unknown:{key}",
+                    f"{message.channel.value} for {message.step_id} may have gone out before a "
+                    "crash: a person checks the provider before anything is resent",
+                    task=TaskChange(
+                        task_id=keys.check_task_id(self.s.invoice.number, key),
+                        kind="check_message",
+                        status="open",
+                        at=self.now,
+                        due_at=self.now + self.days(1),
+                        title=f"Check whether {message.template} for invoice "
+                        f"{self.s.invoice.number} went out ({settled.reason})",
+                    ),
+                )
+            case _:
+                return
+
+    # ---------------------------------------------------------------- the clock
+
+    def current_step(self) -> Step | None:
+        steps = self.s.playbook.steps
+        return steps[self.s.step_index] if self.s.step_index < len(steps) else None
+
+    def when(self, question: CalendarQuestion) -> datetime | None:
+        """The answer the calendar gave to `question`, or None (then the machine asks)."""
+        for answer in self.s.calendar_answers:
+            if answer.question == question:
+                return answer.at
+        if self.question is None:
+            self.question = question
+        return None
+
+    def advance(self) -> None:
+        """Do everything due at `now`, in order, until something lies in the future."""
+        # Bounded: each pass either acts (and moves the state on) or stops.
+        for _ in range(4 * len(self.s.playbook.steps) + 16):
+            if not self.step_once():
+                return
+
+    def step_once(self) -> bool:
+        """One due thing done: True; nothing due now: False."""
+        s = self.s
+        if self.deferred_due():
+            return True
+        if s.stage in TERMINAL_STAGES:
+            return False
+        if s.hold is not None:
+            return self.held()
+        if s.fallback_due:
+            self.fallback(s.fallback_due.pop(0))
+            return True
+        if s.approval is not None:
+            if self.now < s.approval.remind_at:
+                return False
+            self.remind_approval()
+            return True
+        if s.stage == Stage.UPCOMING and self.now >= self.overdue_at():
+            s.stage = Stage.OVERDUE
+            self.record(
+                EventKind.STAGE_CHANGED, "stage:overdue", "Due date passed: invoice overdue"
+            )
+            return True
+        step = self.current_step()
+        if step is None:
+            return False
+        at = self.when(step_question(s, step))
+        if at is None or at > self.now:
+            return False
+        if self.late(at):
+            # Caught up after a late hand-over or an outage: not at once, whatever the hour,
+            # but at the next moment the calendar allows from now.
+            s.not_before = self.now
+            return True
+        self.do_step(step)
+        return True
+
+    def late(self, at: datetime) -> bool:
+        """Whether a moment the calendar gave is long past (a timer fires at it, not later)."""
+        return self.now - at > self.days(CATCH_UP_DAYS)
+
+    def deferred_due(self) -> bool:
+        """A message that found its day used goes out on its day, if the invoice still wants it
+        (a thank-you still goes out after the end; a reminder waits out a hold, never a payment)."""
+        s = self.s
+        for deferred in list(s.deferred):
+            if s.shown_stage not in deferred.message.wanted_in:
+                if s.stage in TERMINAL_STAGES:
+                    s.deferred.remove(deferred)
+                continue
+            at = self.when(deferred.question)
+            if at is not None and self.late(at):
+                deferred.earliest = self.clock_real(self.now)
+                return True
+            if at is not None and at <= self.now:
+                s.deferred.remove(deferred)
+                self.send(deferred.message, as_of=deferred.day)
+                if s.stage not in TERMINAL_STAGES:
+                    s.last_action_at = self.now
+                return True
+        return False
+
+    def clock_real(self, moment: datetime) -> datetime:
+        return self.s.clock.expand(moment)
+
+    def overdue_at(self) -> datetime:
+        return self.s.clock.planned_at(self.s.invoice.due_date, 1)
+
+    def do_step(self, step: Step) -> None:
+        s = self.s
+        reason = skip_reason(s, step, self.now)
+        if reason is not None:
+            s.step_index += 1
+            self.record(EventKind.STEP_SKIPPED, f"skip:{step.id}", f"Skipped {step.id}: {reason}")
+            return
+        if step.requires_approval and s.approved_step != step.id:
+            self.request_approval(step)
+            return
+        s.approved_step = None
+        s.stage = step.stage
+        for channel in self.channels(step):
+            if channel == Channel.PHONE:
+                self.call_task(step)
+            else:
+                self.send(self.step_message(step, channel, Recipient.DEBTOR, step.template))
+        for recipient in step.notify:
+            self.send(self.step_message(step, Channel.EMAIL, recipient, FILE_TEMPLATES[recipient]))
+        s.step_index += 1
+        s.last_action_at = self.now
+        if step.stage == Stage.LEGAL:
+            s.stage = Stage.HANDED_OFF
+        self.record(EventKind.STEP_DONE, f"step:{step.id}", f"Step {step.id} done")
+
+    def call_task(self, step: Step) -> None:
+        """A phone step is work for a collector: a call task, answered through the API."""
+        number = self.s.invoice.number
+        self.record(
+            EventKind.TASK_OPENED,
+            f"task:{step.id}:call",
+            f"Call the debtor about invoice {number} ({step.id})",
+            task=TaskChange(
+                task_id=keys.task_id(number, "call", step.id),
+                kind="call",
+                status="open",
+                at=self.now,
+                title=f"Call about invoice {number} ({step.id})",
+                due_at=self.now + self.days(self.s.playbook.call_task_days),
+            ),
+        )
+
+    def step_message(
+        self, step: Step, channel: Channel, recipient: Recipient, template: str
+    ) -> Message:
+        return Message(
+            step_id=step.id,
+            channel=channel,
+            recipient=recipient,
+            template=template,
+            tone=step.tone,
+            wanted_in=ESCALATING,
+            stage=step.stage,
+        )
+
+    def request_approval(self, step: Step) -> None:
+        rounds = self.s.approval_rounds.get(step.id, 0) + 1
+        self.s.approval_rounds[step.id] = rounds
+        pending = Approval(
+            approval_id=keys.approval_id(self.s.invoice.number, step.id, rounds),
+            step_id=step.id,
+            target_stage=step.stage,
+            requested_at=self.now,
+            remind_at=self.now + self.days(self.s.playbook.approval_reminder_days),
+        )
+        self.s.approval = pending
+        self.record(
+            EventKind.APPROVAL_REQUESTED,
+            f"approval:{pending.approval_id}",
+            f"Escalation to {step.stage} awaits a collector's approval",
+            approval=self.approval_change(pending, ApprovalStatus.PENDING),
+        )
+
+    def remind_approval(self) -> None:
+        pending = self.s.approval
+        if pending is None:
+            return
+        pending.reminders += 1
+        pending.remind_at = self.now + self.days(self.s.playbook.approval_reminder_repeat_days)
+        round_ = self.s.approval_rounds.get(pending.step_id, 1)
+        self.to_collectors(
+            f"{pending.step_id}_approval{round_}_reminder{pending.reminders}",
+            "approval_reminder",
+            ESCALATION_ORDER,
+        )
+        self.record(
+            EventKind.APPROVAL_REMINDER,
+            f"approval:{pending.approval_id}:reminder{pending.reminders}",
+            f"Collectors reminded of approval {pending.approval_id}",
+            approval=self.approval_change(pending, ApprovalStatus.PENDING),
+        )
+
+    def fallback(self, step_id: str) -> None:
+        """The email of `step_id` bounced: the step goes out again on its fallback channels."""
+        step = next((s for s in self.s.playbook.steps if s.id == step_id), None)
+        if step is None:
+            return
+        self.s.closed_refs[f"fallback:{step_id}"] = "sent"
+        for channel in step.fallback:
+            message = self.step_message(step, channel, Recipient.DEBTOR, step.template)
+            self.send(message.model_copy(update={"step_id": f"{step.id}_fallback"}))
+        self.record(
+            EventKind.FALLBACK,
+            f"fallback:{step.id}",
+            f"Email for {step.id} undeliverable: sent again by "
+            + ", ".join(c.value for c in step.fallback),
+        )
+
+    def held(self) -> bool:
+        s, now, hold = self.s, self.now, self.s.hold
+        match hold:
+            case Disputed() if now >= hold.deadline:
+                hold.reminders += 1
+                hold.deadline = now + self.days(s.playbook.approval_reminder_repeat_days)
+                self.to_collectors(
+                    f"dispute_{hold.dispute_id}_reminder{hold.reminders}",
+                    "dispute_reminder",
+                    (Stage.DISPUTED,),
+                )
+                self.record(
+                    EventKind.DISPUTE_REMINDER,
+                    f"dispute:{hold.dispute_id}:reminder{hold.reminders}",
+                    f"Dispute {hold.dispute_id} past its resolution deadline: collectors reminded",
+                )
+                return True
+            case OnPlan(status="active"):
+                return self.plan_due(hold)
+            case Promised() if now >= hold.until:
+                self.release(grace_days=0)
+                self.record(
+                    EventKind.PROMISE_BROKEN,
+                    f"promise:{hold.promise_id}:broken",
+                    f"Promise to pay {hold.promise_id} not kept: escalation resumes",
+                )
+                return True
+            case Paused(until=datetime() as until) if now >= until:
+                since = s.held_since or now
+                self.release(grace_days=0)
+                self.record(
+                    EventKind.HOLD_ENDED,
+                    f"hold:{since.isoformat()}:ended",
+                    "Pause ended: escalation resumes",
+                )
+                return True
+        return False
+
+    def plan_due(self, plan: OnPlan) -> bool:
+        playbook = self.s.playbook
+        for number, item in enumerate(plan.installments, start=1):
+            if item.settled:
+                continue
+            due = self.s.clock.planned_at(item.due_date, 0)
+            if not item.reminded and self.now >= due - self.days(
+                playbook.installment_reminder_days
+            ):
+                item.reminded = True
+                self.to_debtor(
+                    f"plan_{plan.plan_id}_installment{number}",
+                    "installment_reminder",
+                    Tone.COURTEOUS,
+                    (Stage.PAYMENT_PLAN,),
+                    installment_amount=item.amount,
+                    installment_due_date=item.due_date,
+                )
+                return True
+            if self.now >= due + self.days(playbook.installment_grace_days):
+                self.release(grace_days=0)
+                self.record(
+                    EventKind.PLAN_BROKEN,
+                    f"plan:{plan.plan_id}:broken",
+                    f"Installment {number} of plan {plan.plan_id} missed: plan broken, "
+                    "escalation resumes",
+                    plan=PlanChange(
+                        plan_id=plan.plan_id, status="broken", at=self.now, by="relance"
+                    ),
+                )
+                return True
+            return False
+        return False
+
+    # ---------------------------------------------------------------- the end
+
+    def end(self, stage: Stage) -> None:
+        self.s.stage = stage
+
+    def settle_end(self) -> None:
+        """An invoice that ends closes what it left open, thanks a payer, and says so once."""
+        s = self.s
+        if s.stage not in TERMINAL_STAGES or s.closed:
+            return
+        s.closed = True
+        s.deferred = []
+        s.fallback_due = []
+        self.withdraw_approval()
+        hold = s.hold
+        s.hold, s.held_since = None, None
+        if isinstance(hold, Disputed):
+            self.record(
+                EventKind.DISPUTE_RESOLVED,
+                f"dispute:{hold.dispute_id}:closed",
+                f"Dispute {hold.dispute_id} closed: invoice {s.stage}",
+                dispute=DisputeChange(
+                    dispute_id=hold.dispute_id,
+                    status="closed",
+                    at=self.now,
+                    by="relance",
+                    resolution=f"invoice {s.stage}",
+                ),
+                task=TaskChange(
+                    task_id=keys.task_id(s.invoice.number, "dispute", hold.dispute_id),
+                    kind="dispute",
+                    status="cancelled",
+                    at=self.now,
+                ),
+            )
+        if isinstance(hold, OnPlan):
+            status = "completed" if s.stage == Stage.PAID else "cancelled"
+            self.record(
+                EventKind.PLAN_ENDED,
+                f"plan:{hold.plan_id}:{status}",
+                f"Payment plan {hold.plan_id} {status}",
+                plan=PlanChange(plan_id=hold.plan_id, status=status, at=self.now, by="relance"),
+            )
+        if s.stage == Stage.PAID:
+            paid = s.ledger.paid
+            self.to_debtor("thank_you", "thank_you", Tone.FRIENDLY, (Stage.PAID,), paid=paid)
+        self.record(EventKind.CLOSED, "closed", f"Collection ended: {s.stage}")
+
+
+# ---------------------------------------------------------------------------------- planning
+
+
+def step_question(state: CollectionState, step: Step) -> CalendarQuestion:
+    """The calendar question that places `step`: its day, moved by the time frozen, and never
+    before the gap since the last action, a rejection's retry date or a grace period."""
+    clock = state.clock
+    floors = [state.not_before, state.retry_at.get(step.id)]
+    if state.last_action_at is not None:
+        floors.append(state.last_action_at + clock.days(state.playbook.min_gap_days))
+    earliest = max((f for f in floors if f is not None), default=None)
+    return CalendarQuestion(
+        day=state.invoice.due_date + timedelta(days=step.offset_days),
+        delay_seconds=state.shift_seconds / clock.scale,
+        earliest=clock.expand(earliest) if earliest is not None else None,
+    )
+
+
+def nominal_at(state: CollectionState, step: Step) -> datetime:
+    """The step's planned moment before the calendar places it (shifted by frozen time)."""
+    at = state.clock.planned_at(state.invoice.due_date, step.offset_days)
+    return at + timedelta(seconds=state.shift_seconds)
+
+
+def skip_reason(state: CollectionState, step: Step, now: datetime) -> str | None:
+    clock = state.clock
+    if step.stage == Stage.UPCOMING and now >= clock.planned_at(state.invoice.due_date, 0):
+        return "the due date has already passed"
+    following = state.playbook.steps[state.step_index + 1 :]
+    if (
+        following
+        and not step.requires_approval
+        and following[0].stage == step.stage
+        and nominal_at(state, following[0]) <= now
+    ):
+        return f"{following[0].id} is already due; only the latest reminder is sent"
+    return None
+
+
+def _answer(state: CollectionState, question: CalendarQuestion) -> CalendarAnswer | None:
+    return next((a for a in state.calendar_answers if a.question == question), None)
+
+
+def _answer_at(state: CollectionState, question: CalendarQuestion, now: datetime) -> datetime:
+    """When the calendar placed `question`; `now` while it has not answered (ask it now)."""
+    answer = _answer(state, question)
+    return answer.at if answer else now
+
+
+def _step_at(state: CollectionState, step: Step) -> datetime:
+    answer = _answer(state, step_question(state, step))
+    if answer is not None:
+        return answer.at
+    return max(nominal_at(state, step), state.not_before or nominal_at(state, step))
+
+
+def hold_wake_at(state: CollectionState, now: datetime) -> datetime:
+    """When a held invoice next needs attention (an endless hold still wakes now and then)."""
+    clock, playbook, hold = state.clock, state.playbook, state.hold
+    candidates = [now + clock.days(IDLE_TICK_DAYS)]
+    match hold:
+        case Paused(until=datetime() as until):
+            candidates.append(until)
+        case Promised():
+            candidates.append(hold.until)
+        case Disputed():
+            candidates.append(hold.deadline)
+        case OnPlan(status="active"):
+            for item in hold.installments:
+                if item.settled:
+                    continue
+                due = clock.planned_at(item.due_date, 0)
+                if not item.reminded:
+                    candidates.append(due - clock.days(playbook.installment_reminder_days))
+                candidates.append(due + clock.days(playbook.installment_grace_days))
+                break
+    return min(candidates)
+
+
+def wake_at(state: CollectionState, now: datetime) -> datetime | None:
+    """When `tick` has something to do next (None: the collection has ended)."""
+    deferred = [
+        _answer_at(state, d.question, now)
+        for d in state.deferred
+        if state.shown_stage in d.message.wanted_in
+    ]
+    if state.stage in TERMINAL_STAGES:
+        return min(deferred, default=None)
+    if state.hold is not None:
+        return min([hold_wake_at(state, now), *deferred])
+    candidates = [now + state.clock.days(IDLE_TICK_DAYS), *deferred]
+    if state.fallback_due:
+        candidates.append(now)
+    if state.approval is not None:
+        candidates.append(state.approval.remind_at)
+        return min(candidates)
+    if state.stage == Stage.UPCOMING:
+        candidates.append(state.clock.planned_at(state.invoice.due_date, 1))
+    step = _current(state)
+    if step is not None:
+        candidates.append(_answer_at(state, step_question(state, step), now))
+    return min(candidates)
+
+
+def _current(state: CollectionState) -> Step | None:
+    steps = state.playbook.steps
+    return steps[state.step_index] if state.step_index < len(steps) else None
+
+
+def next_step(state: CollectionState, now: datetime) -> NextStep | None:
+    """What comes next and when, from the state alone (the status query and read model)."""
+    if state.stage in TERMINAL_STAGES:
+        return None
+    hold = state.hold
+    if hold is not None:
+        since = state.held_since or now
+        reason = getattr(hold, "reason", "") or getattr(hold, "note", "")
+        return NextStep(
+            step_id=f"{state.shown_stage.value}_ends",
+            stage=state.stage,
+            at=hold_wake_at(state, now),
+            note=f"escalation frozen ({state.shown_stage.value}) since {since.isoformat()}"
+            + (f": {reason}" if reason else ""),
+        )
+    step = _current(state)
+    overdue_at = state.clock.planned_at(state.invoice.due_date, 1)
+    if state.stage == Stage.UPCOMING and (step is None or _step_at(state, step) > overdue_at):
+        return NextStep(step_id=DUE_DATE_PASSES, stage=Stage.OVERDUE, at=overdue_at)
+    if step is None:
+        return None
+    note = None
+    if state.approval is not None:
+        note = f"awaiting decision on approval {state.approval.approval_id}"
+    elif step.id in state.retry_at:
+        note = state.rejection_note
+    emails = Channel.EMAIL in step.channels and not state.email_invalid
+    return NextStep(
+        step_id=step.id,
+        stage=step.stage,
+        at=_step_at(state, step),
+        needs_approval=step.requires_approval,
+        note=note,
+        message_key=(
+            keys.message_key(state.invoice.number, step.id, Channel.EMAIL, Recipient.DEBTOR)
+            if emails and not step.requires_approval
+            else None
+        ),
+    )
+
+
+def status(state: CollectionState, now: datetime) -> InvoiceStatus:
+    approval = state.approval
+    return InvoiceStatus(
+        number=state.invoice.number,
+        stage=state.shown_stage,
+        outstanding=state.outstanding,
+        next_step=next_step(state, now),
+        pending_approval=PendingApproval(
+            approval_id=approval.approval_id,
+            step_id=approval.step_id,
+            target_stage=approval.target_stage,
+            requested_at=approval.requested_at,
+        )
+        if approval
+        else None,
+        overpayment=state.ledger.overpayment if state.stage == Stage.PAID else None,
+        revision=state.revision,
+    )
+
+
+def new_state(
+    invoice: InvoiceFacts, playbook: Playbook, day_seconds: float, now: datetime
+) -> CollectionState:
+    return CollectionState(
+        invoice=invoice,
+        playbook=playbook,
+        day_seconds=day_seconds,
+        anchor=now,
+        ledger=Ledger(amount=invoice.amount),
+    )

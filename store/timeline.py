@@ -1,0 +1,280 @@
+"""The invoice's timeline and read model in the store, as the workflow records them.
+
+Every write is keyed: an event by `(invoice, key)` under a UNIQUE constraint, the read model by
+its revision. A retried activity, or two writers racing, change nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from domain.calls import call_due_at
+from domain.collection.records import (
+    ApprovalChange,
+    DisputeChange,
+    EventKind,
+    EventRecord,
+    PaymentChange,
+    PlanChange,
+    TaskChange,
+)
+from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceStatus, PaymentResult
+from store.engine import transaction
+from store.tables import (
+    Approval,
+    Debtor,
+    Dispute,
+    Event,
+    Invoice,
+    Payment,
+    PaymentPlan,
+    Task,
+    utcnow,
+)
+
+
+def write_events(session: Session, number: str, records: Sequence[EventRecord], stage: str) -> int:
+    """Write the events not yet written (and the changes they carry); returns how many."""
+    if not records:
+        return 0
+    known = set(
+        session.exec(
+            select(Event.key).where(
+                Event.invoice_number == number, col(Event.key).in_([r.key for r in records])
+            )
+        )
+    )
+    written = 0
+    for record in records:
+        if record.key in known:
+            continue
+        known.add(record.key)
+        written += 1
+        session.add(
+            Event(
+                invoice_number=number,
+                key=record.key,
+                kind=record.kind,
+                at=record.at,
+                stage=stage,
+                summary=record.summary,
+                detail=dict(record.detail),
+            )
+        )
+        if record.payment is not None:
+            _add_payment(session, number, record.payment, record.at)
+        if record.approval is not None:
+            _apply_approval(session, number, record.kind, record.approval)
+        if record.dispute is not None:
+            _apply_dispute(session, number, record.dispute)
+        if record.plan is not None:
+            _apply_plan(session, number, record.plan)
+        if record.task is not None:
+            _apply_task(session, number, record.task)
+        if record.playbook is not None:
+            invoice = session.get(Invoice, number)
+            if invoice is not None:
+                invoice.playbook, invoice.playbook_version = record.playbook
+                session.add(invoice)
+    return written
+
+
+def record_snapshot(
+    session: Session, number: str, records: Sequence[EventRecord], status: InvoiceStatus
+) -> None:
+    """A transition's events, then the status after it (events take the stage it shows)."""
+    if session.get(Invoice, number) is None:
+        raise LookupError(f"invoice {number} is not in the store")
+    apply_status(session, status)
+    session.flush()
+    write_events(session, number, records, status.stage)
+
+
+def _add_payment(session: Session, number: str, change: PaymentChange, at: datetime) -> None:
+    result = change.result
+    session.add(
+        Payment(
+            invoice_number=number,
+            reference=result.reference,
+            amount=result.amount.amount,
+            currency=result.amount.currency,
+            outstanding_after=result.outstanding.amount,
+            overpayment=result.overpayment.amount if result.overpayment else None,
+            received_on=change.received_on,
+            recorded_at=at,
+        )
+    )
+
+
+def _apply_approval(session: Session, number: str, kind: EventKind, change: ApprovalChange) -> None:
+    approval = session.get(Approval, change.approval_id)
+    if approval is None:
+        approval = Approval(
+            id=change.approval_id,
+            invoice_number=number,
+            step_id=change.step_id,
+            target_stage=change.target_stage,
+            requested_at=change.at,
+        )
+    if kind == EventKind.APPROVAL_REMINDER:
+        approval.reminders_sent += 1
+    elif change.status != ApprovalStatus.PENDING:
+        approval.status = change.status
+        approval.decided_at = change.at
+        approval.decided_by = change.decided_by
+        approval.comment = change.comment
+    session.add(approval)
+
+
+def _apply_dispute(session: Session, number: str, change: DisputeChange) -> None:
+    dispute = session.get(Dispute, change.dispute_id)
+    if dispute is None:
+        dispute = Dispute(
+            id=change.dispute_id,
+            invoice_number=number,
+            reason=change.reason or "",
+            amount=change.amount.amount if change.amount else None,
+            currency=change.amount.currency if change.amount else None,
+            opened_by=change.by,
+            opened_at=change.at,
+            deadline=change.deadline or change.at,
+        )
+    if change.status != "open":
+        dispute.status = change.status
+        dispute.resolved_by = change.by
+        dispute.resolved_at = change.at
+        dispute.resolution = change.resolution
+        dispute.credit = change.credit.amount if change.credit else None
+    elif change.deadline is not None:
+        dispute.deadline = change.deadline
+    session.add(dispute)
+
+
+def _apply_plan(session: Session, number: str, change: PlanChange) -> None:
+    plan = session.get(PaymentPlan, change.plan_id)
+    if plan is None:
+        plan = PaymentPlan(
+            id=change.plan_id, invoice_number=number, proposed_by=change.by, proposed_at=change.at
+        )
+    plan.status = change.status
+    if change.installments is not None:
+        plan.installments = [i.model_dump(mode="json") for i in change.installments]
+    if change.needs_approval is not None:
+        plan.needs_approval = change.needs_approval
+    if change.status in ("active", "rejected") and plan.proposed_at != change.at:
+        plan.decided_by = change.by
+        plan.decided_at = change.at
+    if change.comment:
+        plan.comment = change.comment
+    session.add(plan)
+
+
+def _in_business_hours(session: Session, number: str, due_at: datetime) -> datetime:
+    """A call is due when someone answers: inside the debtor's business hours, their time zone,
+    a business day of their country (domain/calls.py)."""
+    invoice = session.get(Invoice, number)
+    debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
+    if debtor is None:
+        return due_at
+    return call_due_at(
+        due_at, 0, country=debtor.country, timezone=debtor.timezone, subdivision=debtor.subdivision
+    )
+
+
+def _apply_task(session: Session, number: str, change: TaskChange) -> None:
+    task = session.get(Task, change.task_id)
+    if task is None:
+        due_at = change.due_at or change.at
+        if change.kind == "call":
+            due_at = _in_business_hours(session, number, due_at)
+        task = Task(
+            id=change.task_id,
+            invoice_number=number,
+            kind=change.kind,
+            title=change.title,
+            due_at=due_at,
+            created_at=change.at,
+        )
+    elif task.status != "open":
+        return  # a collector closed it already: their outcome stands
+    task.status = change.status
+    if change.status != "open":
+        task.closed_at = change.at
+        task.closed_by = "relance"
+    session.add(task)
+
+
+def apply_status(session: Session, status: InvoiceStatus) -> bool:
+    """Make the read model say `status`, unless it already says something newer.
+
+    One conditional UPDATE (`WHERE revision < :new`): two writers racing (an Update's answer
+    written by the API, the workflow's own record) can never let the older snapshot win, on
+    SQLite and PostgreSQL alike. Returns whether this snapshot was the newest.
+    """
+    step = status.next_step
+    result = session.execute(
+        update(Invoice)
+        .where(col(Invoice.number) == status.number, col(Invoice.revision) < status.revision)
+        .values(
+            revision=status.revision,
+            stage=status.stage.value,
+            outstanding=status.outstanding.amount,
+            overpayment=status.overpayment.amount if status.overpayment else None,
+            next_step=step.step_id if step else None,
+            next_step_at=step.at if step else None,
+            next_message_key=step.message_key if step else None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def acknowledge(engine: Engine, status: InvoiceStatus) -> None:
+    """The API writes an Update's answer to the read model before it answers the client.
+
+    So once a payment, a hold or a closure is acknowledged, a message still in flight finds it
+    when it re-checks (activities/delivery.py), and no debtor hears of a paid invoice again.
+    """
+    with transaction(engine) as session:
+        apply_status(session, status)
+
+
+def acknowledge_payment(
+    engine: Engine, number: str, result: PaymentResult, received_on: date | None
+) -> None:
+    """`acknowledge` for a payment's answer: the payment row, its stage, balance and revision."""
+    if result.revision is None:
+        return  # a replayed answer: the first one was written
+    ended = result.stage in TERMINAL_STAGES
+    values: dict[str, object] = {
+        "revision": result.revision,
+        "stage": result.stage.value,
+        "outstanding": result.outstanding.amount,
+        "overpayment": result.overpayment.amount if result.overpayment else None,
+        "updated_at": utcnow(),
+    }
+    if ended:
+        values.update(next_step=None, next_step_at=None, next_message_key=None)
+    for attempt in (1, 2):
+        try:
+            with transaction(engine) as session:
+                change = PaymentChange(result=result, received_on=received_on)
+                _add_payment(session, number, change, utcnow())
+                session.execute(
+                    update(Invoice)
+                    .where(col(Invoice.number) == number, col(Invoice.revision) < result.revision)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            return
+        except IntegrityError:
+            # The workflow's own record wrote the payment row first: write the rest again.
+            if attempt == 2:
+                raise

@@ -1,0 +1,1 @@
+"""Released shapes of workflow code, kept while running histories need them."""
