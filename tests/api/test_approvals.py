@@ -183,6 +183,7 @@ async def test_history_lists_steps_messages_and_decisions_in_order(api: Api) -> 
         "step_done",  # formal_notice
         "approval_requested",
         "approval_decided",
+        "step_done",  # mediation, once approved
     ]
     messages = [e for e in timeline if e.startswith("message_")]
     assert messages[0] == "message_sent:reminder_3:debtor"
