@@ -10,7 +10,7 @@ import json
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -208,6 +208,49 @@ class Settings(BaseSettings):
     # (5 years: the limitation period between traders, Code de commerce L110-4).
     personal_data_retention_days: int = Field(default=5 * 365 + 1, ge=1)
 
+    # --- Channels beyond email -----------------------------------------------------------
+    # (`public_url` above is also the origin providers call back: Twilio signs the full URL of
+    # each callback, so it must be the exact one Twilio posts to.)
+    # SMS: Twilio when an account is set, else a file outbox (`<outbox>/sms`).
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_base: str = "https://api.twilio.com"
+    # Letters: a print queue (`<outbox>/letters`: PDFs and a manifest for whoever posts them)
+    # or Maileva's registered-mail API.
+    postal_backend: Literal["print_queue", "maileva"] = "print_queue"
+    maileva_api_base: str = "https://api.maileva.com"
+    maileva_auth_url: str = (
+        "https://connexion.maileva.com/auth/realms/services/protocol/openid-connect/token"
+    )
+    maileva_client_id: str | None = None
+    maileva_client_secret: SecretStr | None = None
+    maileva_username: str | None = None
+    maileva_password: SecretStr | None = None
+    # The HTTP Basic credentials Maileva's notification subscription sends to our webhook.
+    maileva_webhook_user: str | None = None
+    maileva_webhook_password: SecretStr | None = None
+    # The creditor's postal address (the letterhead and the sender block), as JSON:
+    # {"street": ["12 rue de la Paix"], "postal_code": "75002", "city": "Paris", "country": "FR"}
+    creditor_address: dict[str, Any] | None = None
+
+    @field_validator("creditor_address")
+    @classmethod
+    def _check_creditor_address(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Refused at start, not on the first letter weeks later.
+        if value is not None:
+            from domain.postal import InvalidAddress, postal_address
+
+            fields = {k: v for k, v in value.items() if k != "name"}
+            try:
+                postal_address(name=str(value.get("name") or "creditor"), **fields)
+            except (InvalidAddress, TypeError) as exc:
+                raise ValueError(
+                    "RELANCE_CREDITOR_ADDRESS must be JSON with street (a list of lines), "
+                    f"postal_code, city and country: {exc}"
+                ) from exc
+        return value
+
     @field_validator("backoffice_webhook_urls", mode="before")
     @classmethod
     def _split_webhook_urls(cls, value: object) -> object:
@@ -316,6 +359,10 @@ class Settings(BaseSettings):
                 "bank details"
             )
         return problems
+
+    @property
+    def twilio_status_callback_url(self) -> str | None:
+        return f"{self.public_url.rstrip('/')}/v1/webhooks/twilio" if self.public_url else None
 
     @property
     def resolved_database_url(self) -> str:

@@ -43,6 +43,16 @@ from store.engine import transaction
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice, MessageDay
 from store.timeline import record_snapshot
 
+# A text or a letter that failed for good: recorded, and the collection goes on.
+_FAILED_ON_CHANNEL = frozenset(
+    {
+        ErrorType.PERMANENT_SEND_ERROR,
+        ErrorType.UNDELIVERABLE,
+        ErrorType.CHANNEL_UNAVAILABLE,
+        ErrorType.TEMPLATE_NOT_FOUND,
+    }
+)
+
 # Messages whose second copy would do harm: a person decides when their outcome is unknown.
 NEVER_BLIND_RESEND = frozenset({Stage.FORMAL_NOTICE, Stage.MEDIATION, Stage.LEGAL})
 
@@ -163,8 +173,7 @@ class DeliveryActivities:
             return _Plan(debtor=debtor, invoice=invoice, members=members, day=day)
 
     def _resends_safely(self, message: Message) -> bool:
-        sender = self._messaging.letters if message.channel == Channel.LETTER else None
-        sender = sender or self._messaging.sender
+        sender = self._messaging.provider_for(message.channel)
         return bool(getattr(sender, "idempotent", False))
 
     # ------------------------------------------------------------------ the provider
@@ -172,6 +181,10 @@ class DeliveryActivities:
     def _send(self, request: DeliveryRequest, key: str, plan: _Plan) -> DeliveryOutcome:
         message = request.message
         keys = [key, *[m.next_message_key or "" for m in plan.members]]
+        if message.channel == Channel.SMS or (
+            message.channel == Channel.LETTER and not plan.members
+        ):
+            return self._send_on_channel(request, key)
         if message.channel not in (Channel.EMAIL, Channel.LETTER):
             self._messaging.finish(keys, InteractionStatus.FAILED, error="channel not available")
             raise ApplicationError(
@@ -193,6 +206,21 @@ class DeliveryActivities:
             raise
         return DeliveryOutcome(
             key=key, result=SendResult.SENT, provider_message_id=receipt.provider_message_id
+        )
+
+    def _send_on_channel(self, request: DeliveryRequest, key: str) -> DeliveryOutcome:
+        """A text, or a letter about one invoice (a PDF to the postal provider)."""
+        try:
+            sent = self._messaging.send_on_channel(_send_request(request), key)
+        except ApplicationError as err:
+            # Undeliverable (no number or address, STOP): the machine's seam for the fallback
+            # reads it from the reason, until SendResult has a value of its own for it.
+            if err.type in _FAILED_ON_CHANNEL:
+                reason = f"{err.type}: {err.message}"
+                return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)
+            raise
+        return DeliveryOutcome(
+            key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
         )
 
     def _compose(self, request: DeliveryRequest, key: str, plan: _Plan) -> OutgoingEmail:

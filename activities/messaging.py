@@ -4,14 +4,17 @@ Temporal runs an activity at least once; the store makes the effect happen once.
 sending, the activity reserves the message's idempotency key under a UNIQUE constraint; once
 the provider accepted it, the row is marked sent. A retry that finds a sent row returns without
 sending. (A crash in the instant between the provider's acceptance and the mark is the one
-window where a retry sends again; the outbox is immune, since it overwrites its own file.)
+window where a retry sends again; the outbox is immune, since it overwrites its own file. Texts
+and registered letters close it: a retried text first asks Twilio whether it already went out
+(activities/sms/twilio_sender.py), and a letter resumes its Maileva sending, whose id is on
+record before anything can be posted (activities/letters/maileva.py).)
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
@@ -28,6 +31,10 @@ from activities.email import (
     SendReceipt,
     TransientSendError,
 )
+from activities.letters.channel import send_letter
+from activities.letters.provider import PostalProvider, build_postal_provider
+from activities.sms.channel import send_sms
+from activities.sms.message import SmsSender, build_sms_sender
 from config import Settings
 from domain.calendar import add_business_days
 from domain.law import AmountDue, LatePaymentCosts
@@ -90,6 +97,11 @@ class SendRequest(BaseModel):
     reference: str | None = None
     deadline: date | None = None
     outcome: str | None = None
+    # Letters: registered with acknowledgment of receipt (None: the formal notice is), and the
+    # formal notice's deadline (a date, or `notice_days` from sending or from receipt).
+    registered: bool | None = None
+    notice_days: int | None = None
+    deadline_from_receipt: bool = False
 
 
 class SendOutcome(BaseModel):
@@ -100,16 +112,38 @@ class SendOutcome(BaseModel):
     replayed: bool = False
 
 
+def notice_deadline(request: SendRequest) -> date | None:
+    """The formal notice's deadline as a date: given, or `notice_days` after the day it is
+    sent; None when it runs from the debtor's receipt of the letter (a date not known yet)."""
+    if request.deadline is not None:
+        return request.deadline
+    if request.notice_days and not request.deadline_from_receipt:
+        return request.as_of + timedelta(days=request.notice_days)
+    return None
+
+
 class MessagingActivities:
     def __init__(
-        self, engine: Engine, sender: EmailSender, renderer: Renderer, settings: Settings
+        self,
+        engine: Engine,
+        sender: EmailSender,
+        renderer: Renderer,
+        settings: Settings,
+        *,
+        sms_sender: SmsSender | None = None,
+        postal: PostalProvider | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        # The wall clock, for the SMS send window (tests pin it).
+        self.clock = clock
         self._engine = engine
         self._sender = sender
         self._renderer = renderer
         self._settings = settings
-        # Letters are rendered into a print queue (one file each) for posting.
         self._letters = OutboxSender(settings.resolved_outbox_dir / "letters", settings.email_from)
+        # Texts and letters go through their own providers, behind the same reservation.
+        self._sms = sms_sender if sms_sender is not None else build_sms_sender(settings)
+        self._postal = postal if postal is not None else build_postal_provider(settings)
 
     # The debtor's mailbox sends consolidated messages with the same store, sender, templates
     # and settings (activities/mailbox.py).
@@ -131,7 +165,26 @@ class MessagingActivities:
 
     @property
     def letters(self) -> EmailSender:
+        """A letter that lists several invoices (a debtor's consolidated message) is still an
+        `.eml` in the print folder; a single invoice's letter is a PDF (`send_on_channel`)."""
         return self._letters
+
+    def provider_for(self, channel: Channel) -> object:
+        """Who sends on `channel` (its `idempotent` says whether a blind resend is safe)."""
+        match channel:
+            case Channel.SMS:
+                return self._sms
+            case Channel.LETTER:
+                return self._postal
+            case _:
+                return self._sender
+
+    def send_on_channel(self, request: SendRequest, key: str) -> SendOutcome:
+        """Send a text or a letter whose key the caller has reserved (activities/sms/channel.py,
+        activities/letters/channel.py)."""
+        if request.channel == Channel.SMS:
+            return send_sms(self, self._sms, request, key)
+        return send_letter(self, self._postal, request, key)
 
     @activity.defn(name="send_message")
     def send_message(self, request: SendRequest) -> SendOutcome:
@@ -146,10 +199,13 @@ class MessagingActivities:
                 provider_message_id=interaction.provider_message_id,
                 replayed=True,
             )
-        if request.channel not in (Channel.EMAIL, Channel.LETTER):
-            self.finish([key], InteractionStatus.FAILED, error="channel not available yet")
+        if request.channel in (Channel.SMS, Channel.LETTER):
+            return self.send_on_channel(request, key)
+        if request.channel != Channel.EMAIL:
+            # Phone steps are call tasks (the workflow opens them), never a message.
+            self.finish([key], InteractionStatus.FAILED, error="not a message channel")
             raise ApplicationError(
-                f"channel {request.channel.value} is not available",
+                f"channel {request.channel.value} sends no message",
                 type="ChannelUnavailable",
                 non_retryable=True,
             )
@@ -159,8 +215,7 @@ class MessagingActivities:
             # A template bug is not fixed by retrying: record it and let the workflow go on.
             self.finish([key], InteractionStatus.FAILED, error=str(exc))
             raise ApplicationError(str(exc), type="TemplateNotFound", non_retryable=True) from exc
-        sender = self._letters if request.channel == Channel.LETTER else self._sender
-        receipt = self.deliver(sender, email, [key])
+        receipt = self.deliver(self._sender, email, [key])
         return SendOutcome(
             key=key, status=InteractionStatus.SENT, provider_message_id=receipt.provider_message_id
         )
@@ -319,9 +374,7 @@ class MessagingActivities:
         outstanding: Money,
         day: date,
     ) -> AmountDue | None:
-        """The statement of amounts to `day`, or None where no rate is known (a debtor outside
-        the euro area without a contract rate): a formal notice then fails to render, loudly,
-        rather than state a guessed figure; other messages go without the interest."""
+        """The statement of amounts of `invoice` to `day` (None: no rate is known)."""
         try:
             return statement_for(
                 invoice, debtor.country, payments, outstanding, day, self._settings.interest_clause
@@ -330,12 +383,15 @@ class MessagingActivities:
             return None
 
     def notice_days(self, invoice: Invoice) -> int:
-        """The formal notice's business days to pay, from the invoice's playbook."""
-        library = PlaybookLibrary(playbook_directories(self._settings.playbooks_dir))
-        try:
-            return library.get(invoice.playbook).formal_notice_deadline_business_days
-        except (PlaybookError, OSError):
-            return DEFAULT_NOTICE_DAYS
+        return _notice_days(self._settings, invoice)
+
+    def context_for(
+        self, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str
+    ) -> MessageContext:
+        """What the templates of `request` may use (every channel renders from it)."""
+        with Session(self._engine) as session:
+            payments = list(payments_of(session, request.invoice_number))
+        return self.build_context(self._settings, request, invoice, debtor, language, payments)
 
     def _context(
         self,
@@ -345,10 +401,22 @@ class MessagingActivities:
         payments: list[Payment],
         language: str,
     ) -> MessageContext:
+        return self.build_context(self._settings, request, invoice, debtor, language, payments)
+
+    @staticmethod
+    def build_context(
+        settings: Settings,
+        request: SendRequest,
+        invoice: Invoice,
+        debtor: Debtor,
+        language: str,
+        payments: Sequence[Payment] = (),
+    ) -> MessageContext:
+        """What templates see of an invoice (call scripts use it too, outside an activity)."""
         amount = Money.of(invoice.amount, invoice.currency)
-        found = self.statement(invoice, debtor, payments, request.outstanding, request.as_of)
+        found = _statement(settings, invoice, debtor, list(payments), request)
         statement = found if request.as_of > invoice.due_date else None
-        days = self.notice_days(invoice)
+        days = _notice_days(settings, invoice)
         costs: LatePaymentCosts | None = None
         if request.template == LATE_PAYMENT_STATEMENT_TEMPLATE:
             # The statement of late-payment costs speaks of the settled invoice's costs, not of
@@ -356,7 +424,7 @@ class MessagingActivities:
             # fails (the send is recorded as failed) rather than state a guess.
             with contextlib.suppress(RateUnknownError, ValueError):
                 costs = late_costs_for(
-                    invoice, debtor.country, payments, self._settings.interest_clause
+                    invoice, debtor.country, list(payments), settings.interest_clause
                 )
             statement = None
         context = MessageContext(
@@ -370,8 +438,8 @@ class MessagingActivities:
             as_of=request.as_of,
             days_late=max(0, (request.as_of - invoice.due_date).days),
             debtor_name=debtor.name,
-            creditor_name=self._settings.creditor_name,
-            payment_instructions=self._settings.payment_instructions,
+            creditor_name=settings.creditor_name,
+            payment_instructions=settings.payment_instructions,
             interest=statement.interest if statement else None,
             interest_rate=statement.rate if statement else None,
             indemnity=statement.indemnity if statement else None,
@@ -389,6 +457,8 @@ class MessagingActivities:
             installment_due_date=request.installment_due_date,
             reference=request.reference,
             outcome=request.outcome,
+            notice_deadline=notice_deadline(request),
+            for_letter=True if request.channel == Channel.LETTER else None,
         )
         if costs is None:
             return context
@@ -402,3 +472,35 @@ class MessagingActivities:
                 "paid_on": costs.paid_on,
             }
         )
+
+
+def _statement(
+    settings: Settings,
+    invoice: Invoice,
+    debtor: Debtor,
+    payments: list[Payment],
+    request: SendRequest,
+) -> AmountDue | None:
+    """The statement of amounts to the message's day, or None where no rate is known (a debtor
+    outside the euro area without a contract rate): a formal notice then fails to render,
+    loudly, rather than state a guessed figure; other messages go without the interest."""
+    try:
+        return statement_for(
+            invoice,
+            debtor.country,
+            payments,
+            request.outstanding,
+            request.as_of,
+            settings.interest_clause,
+        )
+    except RateUnknownError:
+        return None
+
+
+def _notice_days(settings: Settings, invoice: Invoice) -> int:
+    """The formal notice's business days to pay, from the invoice's playbook."""
+    library = PlaybookLibrary(playbook_directories(settings.playbooks_dir))
+    try:
+        return library.get(invoice.playbook).formal_notice_deadline_business_days
+    except (PlaybookError, OSError):
+        return DEFAULT_NOTICE_DAYS

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator
 
 from api.schemas import AmountString, IsoDate, MoneyPublic, MultiLine, NextStepPublic, SingleLine
+from domain import calls
 from domain.holds import DisputeOutcome
 from domain.lifecycle import InvoiceStatus
 from domain.money import Currency, check_amount
@@ -254,14 +255,12 @@ class TaskKind(StrEnum):
     CALL = "call"
     DISPUTE = "dispute"
     PLAN_APPROVAL = "plan_approval"
+    # A debtor asked for a payment plan on the phone: a collector drafts the proposal.
+    PLAN_PROPOSAL = "plan_proposal"
 
 
-class CallOutcome(StrEnum):
-    REACHED = "reached"
-    NO_ANSWER = "no_answer"
-    PROMISE = "promise"
-    DISPUTE = "dispute"
-    WRONG_NUMBER = "wrong_number"
+# reached, no_answer (not reached), wrong_number, promise, dispute, plan_requested.
+CallOutcome = calls.CallOutcome
 
 
 class TaskPublic(BaseModel):

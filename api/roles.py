@@ -80,6 +80,11 @@ RULES: dict[Operation, frozenset[Role]] = {
     ("GET", "/v1/debtors/{debtor_id}/personal-data"): frozenset(),
     ("POST", "/v1/debtors/{debtor_id}/restriction"): frozenset({_C}),
     ("DELETE", "/v1/debtors/{debtor_id}/restriction"): frozenset(),
+    # letters and calls
+    ("GET", "/v1/invoices/{number}/letters"): _READERS,
+    ("POST", "/v1/letters/{key}/events"): frozenset({_B, _C}),
+    ("GET", "/v1/tasks/{task_id}"): frozenset({_C, _F, _O}),
+    ("PUT", "/v1/tasks/{task_id}/assignment"): frozenset({_C}),
     # the debtor's page: rotating their key voids every link they hold
     ("POST", "/v1/debtors/{debtor_id}/portal/rotate"): frozenset(),
 }
@@ -92,6 +97,9 @@ PUBLIC: frozenset[Operation] = frozenset(
         ("POST", "/v1/webhooks/sendgrid"),
         # Stripe's signature is the credential.
         ("POST", "/v1/webhooks/stripe"),
+        # Twilio's signature, and Maileva's HTTP Basic credentials.
+        ("POST", "/v1/webhooks/twilio"),
+        ("POST", "/v1/webhooks/maileva"),
     }
 )
 

@@ -27,8 +27,10 @@ from pydantic import (
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
+from api.contact_fields import ATTN_HELP, PHONE_HELP, check_contact
 from api.errors import Problem
 from domain.calendar import debtor_timezone, is_business_day
 from domain.dates import EARLIEST_DATE, YEARS_AHEAD, check_date
@@ -273,6 +275,23 @@ class DebtorIn(BaseModel):
         description="region for public holidays (ISO 3166-2 code without the country, e.g. "
         "'BY' for Bavaria, '57' for Moselle)",
     )
+    # Channels beyond email (validated in api/contact_fields.py; flat, so CSV columns map).
+    phone: str | None = Field(
+        default=None, max_length=32, examples=["06 12 34 56 78"], description=PHONE_HELP
+    )
+    address_line1: str | None = Field(default=None, max_length=38, examples=["12 rue de la Paix"])
+    address_line2: str | None = Field(default=None, max_length=38)
+    address_line3: str | None = Field(default=None, max_length=38)
+    postal_code: str | None = Field(default=None, max_length=16, examples=["75002"])
+    city: str | None = Field(default=None, max_length=64, examples=["Paris"])
+    address_attention: str | None = Field(
+        default=None, max_length=38, examples=["Service comptabilité"], description=ATTN_HELP
+    )
+
+    @model_validator(mode="after")
+    def _contact(self) -> DebtorIn:
+        check_contact(self)
+        return self
 
     @field_validator("id")
     @classmethod

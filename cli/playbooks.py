@@ -25,6 +25,7 @@ from domain.playbook import (
     playbook_directories,
     playbook_files,
 )
+from messages.channel_checks import sms_problems
 from messages.render import Renderer, RenderError, TemplateNotFound
 
 app = typer.Typer(help="Collection playbooks (one YAML file per scenario).", no_args_is_help=True)
@@ -43,7 +44,7 @@ def _render_problems(renderer: Renderer, path: Path, playbook: Playbook) -> list
                     renderer.check(template, language)
                 except (TemplateNotFound, RenderError) as err:
                     problems.append(PlaybookError(path, str(err), step.id))
-    return problems
+    return problems + sms_problems(renderer, path, playbook)
 
 
 def _say(error: PlaybookError) -> None:

@@ -38,6 +38,11 @@ class ErrorType(StrEnum):
     SEND_NOT_WANTED = "SendNotWanted"
     # A send whose outcome is unknown (crash after the provider's answer) awaits a person.
     OUTCOME_UNKNOWN = "OutcomeUnknown"
+    # The debtor cannot be reached on this channel (no number or address, STOP, a number the
+    # provider refuses): like a bounce, the step's fallback channel takes over.
+    UNDELIVERABLE = "Undeliverable"
+    # Retryable: the debtor's send window is closed; the activity retries when it opens.
+    OUTSIDE_SEND_WINDOW = "OutsideSendWindow"
 
 
 # What an activity may raise that no retry can fix.
@@ -47,4 +52,5 @@ NON_RETRYABLE_SEND_ERRORS = [
     ErrorType.MISSING_INVOICE.value,
     ErrorType.SEND_NOT_WANTED.value,
     ErrorType.OUTCOME_UNKNOWN.value,
+    ErrorType.UNDELIVERABLE.value,
 ]

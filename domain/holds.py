@@ -130,6 +130,10 @@ DeliveryKind = Literal[
     "unsubscribe",
 ]
 # Events that mean the address cannot be used: the playbook's fallback channel takes over.
+# Every channel reports with these two (`DeliveryEvent.channel` says which, `reason` says why):
+# SMS: a hard failure is a "bounce", a STOP reply a "dropped"; letter: returned or not claimed
+# at the post office is a "bounce"; phone: a wrong number, or not reached as many times as the
+# playbook allows, is a "bounce".
 UNDELIVERABLE: frozenset[str] = frozenset({"bounce", "dropped"})
 
 

@@ -60,6 +60,15 @@ FILE_TEMPLATES = {
 }
 
 
+# What the phone and SMS channels render for a step whose `template` is T: the call script (one
+# template, per language, for every call step unless the step names its own) and `T_sms`.
+CALL_SCRIPT_TEMPLATE = "call_script"
+
+
+def sms_template(template: str) -> str:
+    return f"{template}_sms"
+
+
 class Tone(StrEnum):
     COURTEOUS = "courteous"
     FRIENDLY = "friendly"
@@ -97,6 +106,11 @@ class Step(BaseModel):
     notify: tuple[Recipient, ...] = ()
     # What replaces email once the debtor's address bounced or was dropped.
     fallback: tuple[Channel, ...] = (Channel.LETTER,)
+    # A letter sent by this step goes registered with acknowledgment of receipt (LRAR). None:
+    # the formal notice does (its proof of receipt is what the law and a judge ask for).
+    registered: bool | None = None
+    # The call script's template for a phone step (see CALL_SCRIPT_TEMPLATE).
+    script: str | None = None
 
     @field_validator("channels", "fallback", mode="before")
     @classmethod
@@ -125,9 +139,24 @@ class Step(BaseModel):
         return self
 
     @property
+    def registered_letter(self) -> bool:
+        if self.registered is not None:
+            return self.registered
+        return self.stage == Stage.FORMAL_NOTICE
+
+    @property
+    def call_script(self) -> str:
+        return self.script or CALL_SCRIPT_TEMPLATE
+
+    @property
     def templates(self) -> tuple[str, ...]:
-        """Every message template the step may render: the debtor's, then third parties'."""
-        return (self.template, *(FILE_TEMPLATES[r] for r in self.notify))
+        """Every message template the step may render: the debtor's, then third parties',
+        then the text message and the call script when the step may use those channels."""
+        used = set(self.channels) | set(self.fallback)
+        extra: tuple[str, ...] = (sms_template(self.template),) if Channel.SMS in used else ()
+        if Channel.PHONE in used:
+            extra += (self.call_script,)
+        return (self.template, *(FILE_TEMPLATES[r] for r in self.notify), *extra)
 
 
 class LatePaymentCostsAction(StrEnum):
@@ -181,6 +210,15 @@ class Playbook(BaseModel):
     claim_late_fees: bool = True
     # What a debtor may propose alone on the portal.
     portal: PortalRules = Field(default_factory=PortalRules)
+    # Calls that reach nobody, in a row, before the step's fallback channel takes over.
+    call_max_unreached: int = Field(default=3, ge=1, le=10)
+    # A text may use at most this many segments (each is billed as one message); templates
+    # rendered with sample values are checked at load time (messages/channel_checks.py).
+    sms_max_segments: int = Field(default=2, ge=1, le=10)
+    # The formal notice's deadline: days given to pay, counted from the day it is sent, or
+    # from the day the debtor received the registered letter (its acknowledgment of receipt).
+    notice_days: int = Field(default=8, ge=1, le=90)
+    notice_deadline_from: Literal["sending", "receipt"] = "sending"
     steps: tuple[Step, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

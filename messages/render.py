@@ -71,6 +71,18 @@ def _by_currency(amounts: Iterable[Money]) -> list[Money]:
     return list(sums.values())
 
 
+class PreviousContact(BaseModel):
+    """One earlier contact with the debtor about the invoice, for a collector's call script."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    day: date
+    channel: str
+    template: str
+    # What became of it: delivered, bounce, a call's outcome...
+    outcome: str | None = None
+
+
 class MessageContext(BaseModel):
     """Everything a template may use.
 
@@ -126,6 +138,13 @@ class MessageContext(BaseModel):
     # rejected).
     reference: str | None = None
     outcome: str | None = None
+    # Call scripts: the contacts so far, oldest first, and the day to ask the debtor to pay by.
+    previous_contacts: list[PreviousContact] | None = None
+    promise_by: date | None = None
+    # The formal notice's deadline as a calendar date (None: "N days from receipt"), and True
+    # when the text goes into a letter whose layout prints sender, recipient, date and subject.
+    notice_deadline: date | None = None
+    for_letter: bool | None = None
 
     @property
     def interest_from(self) -> date:
@@ -518,4 +537,9 @@ def _sample_context(language: str) -> MessageContext:
         portal_url="https://relance.example/portal/l/sample",
         reference="D-0001",
         outcome="active",
+        previous_contacts=[
+            PreviousContact(day=day, channel="email", template="reminder", outcome="delivered")
+        ],
+        promise_by=day,
+        notice_deadline=day,
     )

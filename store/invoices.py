@@ -31,6 +31,13 @@ def upsert_debtor(session: Session, debtor: Debtor) -> Debtor:
     # Contact details change (a new accounts-payable address): the newest hand-over wins.
     for field in ("name", "email", "country", "language", "segment"):
         setattr(existing, field, getattr(debtor, field))
+    # A number or an address the back office sends replaces ours; one it leaves out stays. A
+    # new number is worth trying again after a STOP was for the old one or it was wrong.
+    if debtor.phone is not None and debtor.phone != existing.phone:
+        existing.phone = debtor.phone
+        existing.sms_stopped_at = existing.phone_invalid_at = None
+    if debtor.postal_address is not None:
+        existing.postal_address = debtor.postal_address
     existing.updated_at = utcnow()
     session.add(existing)
     return existing

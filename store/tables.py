@@ -41,6 +41,13 @@ class Debtor(SQLModel, table=True):
     email_invalid_at: datetime | None = None
     # Set when the retention ended and the contact data was pseudonymised (GDPR erasure).
     erased_at: datetime | None = None
+    # E.164 (domain/phone.py). A STOP reply or a hard SMS failure sets the date: no more texts.
+    phone: str | None = Field(default=None, max_length=20)
+    sms_stopped_at: datetime | None = None
+    # A collector found it was not the debtor's number.
+    phone_invalid_at: datetime | None = None
+    # domain.postal.PostalAddress as JSON, validated on the way in.
+    postal_address: dict[str, object] | None = Field(default=None, sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -229,6 +236,10 @@ class Task(SQLModel, table=True):
     promise_date: date | None = None
     closed_by: str | None = Field(default=None, max_length=128)
     closed_at: datetime | None = None
+    # Calls: who places it (a collector's name), what to say, and which call of its step it is.
+    assignee: str | None = Field(default=None, max_length=128, index=True)
+    script: str | None = None
+    attempt: int = 1
 
 
 class InboundEvent(SQLModel, table=True):

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from domain.calls import call_due_at
 from domain.collection.records import (
     ApprovalChange,
     DisputeChange,
@@ -25,7 +26,17 @@ from domain.collection.records import (
 )
 from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceStatus, PaymentResult
 from store.engine import transaction
-from store.tables import Approval, Dispute, Event, Invoice, Payment, PaymentPlan, Task, utcnow
+from store.tables import (
+    Approval,
+    Debtor,
+    Dispute,
+    Event,
+    Invoice,
+    Payment,
+    PaymentPlan,
+    Task,
+    utcnow,
+)
 
 
 def write_events(session: Session, number: str, records: Sequence[EventRecord], stage: str) -> int:
@@ -171,15 +182,30 @@ def _apply_plan(session: Session, number: str, change: PlanChange) -> None:
     session.add(plan)
 
 
+def _in_business_hours(session: Session, number: str, due_at: datetime) -> datetime:
+    """A call is due when someone answers: inside the debtor's business hours, their time zone,
+    a business day of their country (domain/calls.py)."""
+    invoice = session.get(Invoice, number)
+    debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
+    if debtor is None:
+        return due_at
+    return call_due_at(
+        due_at, 0, country=debtor.country, timezone=debtor.timezone, subdivision=debtor.subdivision
+    )
+
+
 def _apply_task(session: Session, number: str, change: TaskChange) -> None:
     task = session.get(Task, change.task_id)
     if task is None:
+        due_at = change.due_at or change.at
+        if change.kind == "call":
+            due_at = _in_business_hours(session, number, due_at)
         task = Task(
             id=change.task_id,
             invoice_number=number,
             kind=change.kind,
             title=change.title,
-            due_at=change.due_at or change.at,
+            due_at=due_at,
             created_at=change.at,
         )
     elif task.status != "open":

@@ -6,6 +6,7 @@ from api.deps import authorize
 from api.idempotency import idempotency
 from api.routes import (
     approvals,
+    channels,
     collection,
     debtors,
     health,
@@ -39,3 +40,5 @@ for module in (
     router.include_router(module.router, dependencies=_GUARDED)
 
 __all__ = ["router"]
+# Provider callbacks authenticate by their signatures; the rest checks the role table per route.
+router.include_router(channels.router)

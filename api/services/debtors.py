@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
 
 from anyio import to_thread
 from sqlalchemy.engine import Engine
@@ -50,6 +52,7 @@ from domain.selection import (
     resolve_segment,
     risk_score,
 )
+from messages.channel_checks import sms_problems
 from messages.render import shipped_renderer
 from store import debtors as store
 from store.engine import transaction
@@ -73,6 +76,14 @@ def known_templates() -> frozenset[str]:
     return shipped_renderer().known_templates()
 
 
+@lru_cache(maxsize=64)
+def _check_texts(playbook: Playbook) -> None:
+    # Once per playbook version: its texts must fit its segment limit (messages/channel_checks).
+    problems = sms_problems(shipped_renderer(), Path(f"{playbook.name}.yaml"), playbook)
+    if problems:
+        raise problems[0]
+
+
 def playbook_library(settings: Settings) -> PlaybookLibrary:
     """RELANCE_PLAYBOOKS_DIR when set, else the shipped playbooks."""
     return PlaybookLibrary(playbook_directories(settings.playbooks_dir), known_templates())
@@ -80,7 +91,9 @@ def playbook_library(settings: Settings) -> PlaybookLibrary:
 
 def playbook_named(settings: Settings, name: str) -> Playbook:
     try:
-        return playbook_library(settings).get(name)
+        playbook = playbook_library(settings).get(name)
+        _check_texts(playbook)
+        return playbook
     except PlaybookError as err:
         # The server's configuration is broken, not the request: say where.
         raise ServerMisconfigured(f"the playbook {name!r} cannot be used: {err}") from err

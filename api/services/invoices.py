@@ -19,6 +19,7 @@ from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowUpdate
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.actors import ActorNames
+from api.contact_fields import ContactFields, address_of
 from api.errors import (
     ApiError,
     Conflict,
@@ -122,7 +123,14 @@ def _debtor_of(body: InvoiceCreate) -> Debtor:
         headcount=d.headcount,
         timezone=d.timezone,
         subdivision=d.subdivision,
+        phone=d.phone,
+        postal_address=_address_json(d),
     )
+
+
+def _address_json(d: ContactFields) -> dict[str, object] | None:
+    address = address_of(d)
+    return address.model_dump(mode="json") if address is not None else None
 
 
 # What a hand-over may leave out without erasing what an earlier one said.

@@ -28,8 +28,11 @@ from api.collection_schemas import (
 )
 from api.errors import Conflict, NotFound
 from api.idempotency import Idempotency
+from api.services import calls
+from api.services.channels import playbook_of
 from api.services.collection import apply
 from config import Settings
+from domain.calls import DEFAULT_MAX_UNREACHED
 from domain.holds import PromiseToPay
 from store.engine import transaction
 from store.tables import Task, utcnow
@@ -146,8 +149,23 @@ async def record_outcome(
             promise,
             idem,
         )
+    if body.outcome == CallOutcome.DISPUTE and task.kind == TaskKind.CALL:
+        # Before closing, like a promise: a dispute the workflow refuses leaves the call open.
+        state = (await calls.open_dispute(engine, client, settings, task, principal)).status
+    await to_thread.run_sync(calls.keep_script, engine, settings, task_id)
     row = await to_thread.run_sync(_close, engine, task_id, body, principal)
     log.info("task %s closed (%s) by %s", task_id, body.outcome, principal.prefix)
+    playbook = await to_thread.run_sync(playbook_of, engine, settings, task.invoice_number)
+    await calls.follow_up(
+        engine,
+        client,
+        settings,
+        row,
+        body.outcome,
+        body.notes,
+        principal,
+        playbook.call_max_unreached if playbook else DEFAULT_MAX_UNREACHED,
+    )
     with Session(engine) as session:
         task_closed = task_public(row, ActorNames(session))
     return TaskClosed(task=task_closed, status=state)

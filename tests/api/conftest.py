@@ -24,6 +24,7 @@ from activities.email import OutboxSender
 from api.app import create_app
 from api.auth import Role, create_api_key
 from config import Settings
+from tests.workflows.harness import CREDITOR_ADDRESS
 from worker import build_worker
 
 T = TypeVar("T")
@@ -100,6 +101,10 @@ def invoice_body(number: str, *, due_in_days: int = 30, **changes: Any) -> dict[
             "country": "FR",
             "language": "fr",
             "segment": "PME",
+            # Where letters go (the formal notice is also a registered letter).
+            "address_line1": "4 avenue des Tilleuls",
+            "postal_code": "69003",
+            "city": "Lyon",
         },
         "amount": "1200.00",
         "currency": "EUR",
@@ -135,6 +140,7 @@ def settings(tmp_path: Path, task_queue: str, day_seconds: float) -> Settings:
         task_queue=task_queue,
         day_seconds=day_seconds,
         rpc_timeout_seconds=10,
+        creditor_address=CREDITOR_ADDRESS,
     )
 
 

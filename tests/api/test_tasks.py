@@ -190,7 +190,8 @@ async def test_the_work_list_is_sorted_by_due_time_and_filtered(api: Api) -> Non
     # Only a promise tells the workflow: the invoice is as it was.
     assert (await api.invoice("INV-TSK-3"))["stage"] == "upcoming"
     left = (await api.get("/v1/tasks?status=open&invoice=INV-TSK-3", role=Role.COLLECTOR)).json()
-    assert [t["id"] for t in left] == ["INV-TSK-3:later:call"]
+    # Not reached: called again the next business day (a task of its own), up to the limit.
+    assert sorted(t["id"] for t in left) == ["INV-TSK-3:later:call", "INV-TSK-3:sooner:call:2"]
     assert "body.promise_date" in field_errors(
         await api.post(
             "/v1/tasks/INV-TSK-3:later:call/outcome",

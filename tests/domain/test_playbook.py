@@ -37,6 +37,8 @@ KNOWN = {
     "thank_you",
     "mediation_file",
     "legal_file",
+    # A phone step's call script.
+    "call_script",
 }
 
 GOOD: dict[str, Any] = {
@@ -364,3 +366,11 @@ def test_sending_a_statement_needs_its_template_in_every_language() -> None:
     shipped = Renderer()
     every = set.intersection(*(set(shipped.templates(lang)) for lang in shipped.languages()))
     validate_templates(playbook, every, PATH)
+
+
+def test_every_shipped_playbook_sends_the_formal_notice_by_registered_letter() -> None:
+    # The mise en demeure must be provable: registered with acknowledgment of receipt.
+    for name, pb in load_playbooks(DEFAULT_PLAYBOOKS_DIR).items():
+        (notice,) = [s for s in pb.steps if s.stage == Stage.FORMAL_NOTICE]
+        assert Channel.LETTER in notice.channels, name
+        assert notice.registered_letter, name

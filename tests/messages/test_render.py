@@ -33,6 +33,9 @@ SHIPPED = [
     "reminder",
     "thank_you",
 ]
+# Not emails: the texts of the SMS channel and a collector's call script (tested with their
+# channels, in tests/activities and tests/api).
+CHANNEL_TEMPLATES = ["call_script", "pre_reminder_sms", "reminder_sms"]
 # Messages the debtor receives; the others go to a mediator, a lawyer or the collectors.
 DEBTOR_FACING = ["pre_reminder", "reminder", "formal_notice", "mediation", "legal_handoff"]
 PAY = "Virement : IBAN FR76 3000 6000 0112 3456 7890 189\nBIC AGRIFRPP"
@@ -197,9 +200,9 @@ def test_french_and_english_are_shipped() -> None:
 
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_every_template_exists_in_every_language(language: str) -> None:
-    assert renderer.templates(language) == SHIPPED
+    assert renderer.templates(language) == sorted(SHIPPED + CHANNEL_TEMPLATES)
     assert renderer.templates(language) == renderer.templates("fr")
-    for template in SHIPPED:
+    for template in SHIPPED + CHANNEL_TEMPLATES:
         renderer.check(template, language)
 
 

@@ -30,6 +30,7 @@ from domain.calendar import DEFAULT_WINDOW, debtor_timezone, next_send_time
 from domain.lifecycle import InvoiceFacts, InvoiceStatus, PaymentInput
 from domain.money import Money
 from domain.playbook import Playbook, load_playbook_named
+from domain.postal import postal_address
 from store.engine import transaction
 from store.invoices import add_invoice, events_of, interactions_of, upsert_debtor
 from store.tables import Debtor, Event, Interaction
@@ -122,6 +123,7 @@ class Harness:
                     email=f"compta+{number.lower()}@dupont.example",
                     country="FR",
                     language=language,
+                    postal_address=DEBTOR_ADDRESS,
                 ),
             )
             add_invoice(session, facts, playbook)
@@ -217,6 +219,22 @@ class Harness:
         return messages
 
 
+# Letters need both ends' postal addresses (the print queue writes PDFs for them).
+CREDITOR_ADDRESS = {
+    "street": ["12 rue de la Paix"],
+    "postal_code": "75002",
+    "city": "Paris",
+    "country": "FR",
+}
+DEBTOR_ADDRESS = postal_address(
+    name="Dupont & Fils SARL",
+    street=["4 avenue des Tilleuls"],
+    postal_code="69003",
+    city="Lyon",
+    country="FR",
+).model_dump(mode="json")
+
+
 @asynccontextmanager
 async def running_worker(
     env: WorkflowEnvironment,
@@ -229,6 +247,7 @@ async def running_worker(
     **settings_changes: Any,
 ) -> AsyncIterator[Harness]:
     outbox = tmp_path / "outbox"
+    settings_changes.setdefault("creditor_address", CREDITOR_ADDRESS)
     settings = Settings(
         _env_file=None, data_dir=tmp_path, task_queue=task_queue, **settings_changes
     )

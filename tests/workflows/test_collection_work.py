@@ -325,7 +325,9 @@ async def test_a_bounce_switches_to_the_fallback_channel(
         assert ("reminder_2", "letter") in rows
         assert ("reminder_2", "email") not in rows
         assert [e.kind for e in h.events(number)].count("fallback") == 1
-        assert list((h.outbox / "letters").glob("*.eml"))
+        # The print queue: a PDF per letter, listed in the manifest for whoever posts them.
+        assert list((h.outbox / "letters").glob("*.pdf"))
+        assert (h.outbox / "letters" / "manifest.csv").is_file()
         await h.handle(number).terminate("test over")
 
 

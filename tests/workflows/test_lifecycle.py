@@ -65,7 +65,7 @@ async def test_full_lifecycle_from_pre_reminder_to_legal_handoff(
 
         # The debtor's letters leave through their mailbox, a few minutes after the step.
         async def all_out() -> bool:
-            return len(h.sent(facts)) == 9
+            return len(h.sent(facts)) == 10
 
         await h.advance_until(all_out, max_days=1, step_hours=1)
 
@@ -76,15 +76,18 @@ async def test_full_lifecycle_from_pre_reminder_to_legal_handoff(
             ("reminder_1", "debtor", business_day(facts, 3)),
             ("reminder_2", "debtor", business_day(facts, 10)),
             ("reminder_3", "debtor", business_day(facts, 20)),
+            # By email, and by registered letter (to the print queue here).
+            ("formal_notice", "debtor", business_day(facts, 30)),
             ("formal_notice", "debtor", business_day(facts, 30)),
             ("mediation", "debtor", mediation_day),
             ("mediation", "mediator", mediation_day),
             ("legal", "debtor", legal_day),
             ("legal", "legal_partner", legal_day),
         ]
-        # Exactly once each: one file in the outbox per message, no more.
+        # Exactly once each: one file in the outbox per email, one PDF per letter, no more.
         keys = Counter(m["X-Relance-Key"] for m in h.outbox_messages())
         assert len(keys) == 9 and set(keys.values()) == {1}
+        assert len(list((h.outbox / "letters").glob("*.pdf"))) == 1
         to = {m["X-Relance-Key"]: m["To"] for m in h.outbox_messages()}
         assert "mediation@example.com" in to["INV-LIFE-1:mediation:email:mediator"]
         assert "dupont.example" in to["INV-LIFE-1:formal_notice:email"]
