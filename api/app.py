@@ -12,7 +12,10 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from api.console.routes import install_console
+from api.console.routes import router as console_router
 from api.errors import install_error_handlers, temporal_unreachable
+from api.reports.routes import router as reports_router
 from api.routes import router
 from config import Settings, get_settings
 from store.engine import make_engine
@@ -78,4 +81,7 @@ def create_app(
     app.state.engine = engine
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(reports_router)
+    app.include_router(console_router)
+    install_console(app)
     return app

@@ -5,6 +5,8 @@ relance worker                           a worker against RELANCE_TEMPORAL_ADDRE
 relance api                              the API (uvicorn) against the same
 relance apikey create --role ROLE        a new API key, printed once
 relance migrate                          bring the store's schema up to date
+relance user add EMAIL --role R          a person who signs in to the console
+relance demo                             load a demo portfolio into a running `relance dev`
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from temporalio.service import RPCError
 
 from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
-from cli import imports, playbooks, preview
+from cli import demo, imports, people, playbooks, preview
 from cli.common import Failure, explained, settings_from_env, store
 from cli.devserver import DevServer, ensure_search_attributes
 from config import Settings
@@ -48,6 +50,8 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(playbooks.app, name="playbooks")
 app.command("import")(imports.import_invoices)
 app.command("preview")(preview.preview)
+app.add_typer(people.app, name="user")
+app.command("demo")(demo.demo)
 
 
 def _logging() -> None:
@@ -220,6 +224,7 @@ def _banner(settings: Settings, server: DevServer | None, key_line: str) -> str:
             "",
             "Relance is running. Ctrl-C stops it.",
             f"  API          {base}   (docs: {base}/docs)",
+            f"  Console      {base}/console   (people: `relance user add EMAIL --role R`)",
             f"  Temporal     {temporal}",
             f"  Email        {email}",
             f"  API key      {key_line}",
