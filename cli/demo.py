@@ -61,13 +61,15 @@ AMOUNTS = {
 DEMO_PASSWORD = "relance-demo-2026"
 
 
-def portfolio(today: date, seed: int = 7) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+def portfolio(
+    today: date, per_debtor: int = INVOICES_PER_DEBTOR, seed: int = 7
+) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """Invoices (as POST /v1/invoices bodies) with the payments already received for each."""
     rng = random.Random(seed)
     items = []
     for debtor in DEBTORS:
         low, high = AMOUNTS[debtor.segment]
-        for k in range(INVOICES_PER_DEBTOR):
+        for k in range(per_debtor):
             issued = today - timedelta(days=rng.randint(0, 180))
             due = issued + timedelta(days=rng.choice((30, 45, 60)))
             amount = Decimal(rng.randint(low * 100, high * 100)) / 100
@@ -124,6 +126,9 @@ def demo(
     url: Annotated[
         str | None, typer.Option("--url", help="the running API (default: from the settings)")
     ] = None,
+    per_debtor: Annotated[
+        int, typer.Option("--per-debtor", min=1, max=200, help="invoices for each debtor")
+    ] = INVOICES_PER_DEBTOR,
 ) -> None:
     """Load a demo portfolio into a running `relance dev` (same store and settings)."""
     settings = settings_from_env()
@@ -136,7 +141,7 @@ def demo(
         finally:
             engine.dispose()
         headers = {"Authorization": f"Bearer {key}"}
-        items = portfolio(date.today())
+        items = portfolio(date.today(), per_debtor)
         with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
             try:
                 http.get("/healthz").raise_for_status()

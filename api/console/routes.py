@@ -212,7 +212,7 @@ def approval(
     settings: SettingsDep,
     person: PersonDep,
 ) -> HTMLResponse:
-    found = service.approval_page(session, engine, settings, approval_id, person.language)
+    found = service.approval_page(session, engine, settings, approval_id)
     if found is None:
         return _page(request, person, "message.html", 404, message=f"{approval_id}?")
     return _page(request, person, "approval.html", page=found)

@@ -87,7 +87,7 @@ class ApprovalPage:
 
 
 def approval_page(
-    session: Session, engine: Engine, settings: Settings, approval_id: str, language: Language
+    session: Session, engine: Engine, settings: Settings, approval_id: str
 ) -> ApprovalPage | None:
     approval = session.get(Approval, approval_id)
     if approval is None:
@@ -96,14 +96,9 @@ def approval_page(
     preview: MessagePreview | None = None
     note = None
     try:
-        # The message the escalation would send, by the same code that sends it.
-        preview = previews.preview(
-            engine,
-            settings,
-            approval.invoice_number,
-            approval.step_id,
-            language=language.value,
-        )
+        # The message the escalation would send, by the same code that sends it, in the
+        # debtor's language (what they would read, whatever the collector's).
+        preview = previews.preview(engine, settings, approval.invoice_number, approval.step_id)
     except ApiError as why:
         note = why.detail
     return ApprovalPage(
