@@ -48,6 +48,7 @@ class Action:
     DECIDE = frozenset({PersonRole.COLLECTOR})
     CALL_OUTCOME = frozenset({PersonRole.COLLECTOR})
     DISPUTE = frozenset({PersonRole.COLLECTOR})
+    PLAN = frozenset({PersonRole.COLLECTOR})
     PAUSE = frozenset({PersonRole.COLLECTOR, PersonRole.OPS})
     WRITE_OFF = frozenset({PersonRole.OPS})
     CANCEL = frozenset[PersonRole]()

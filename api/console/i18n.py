@@ -106,6 +106,17 @@ WORDS: dict[str, tuple[str, str]] = {
     "deadline": ("Échéance", "Deadline"),
     "dispute": ("Litige", "Dispute"),
     "task": ("Tâche", "Task"),
+    "statement": ("Intérêts de retard et indemnité", "Late-payment interest and indemnity"),
+    "days": ("j", "days"),
+    "interest": ("Intérêts (L441-10 II)", "Interest (L441-10 II)"),
+    "indemnity": ("Indemnité forfaitaire (D441-5)", "Fixed indemnity (D441-5)"),
+    "provisional": ("taux provisoire, à confirmer", "provisional rate, to be confirmed"),
+    "plan": ("Échéancier", "Payment plan"),
+    "propose_plan": ("Proposer un échéancier", "Propose a payment plan"),
+    "installments": (
+        "Échéances (une par ligne : AAAA-MM-JJ MONTANT)",
+        "Installments (one a line: YYYY-MM-DD AMOUNT)",
+    ),
     "decided": ("Décision enregistrée", "Decision recorded"),
 }
 

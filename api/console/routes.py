@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -21,23 +20,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.collection_schemas import (
-    CallOutcome,
-    CancelCreate,
-    DisputeCreate,
-    PauseCreate,
-    ResumeCreate,
-    TaskOutcomeCreate,
-    WriteOffCreate,
-)
+from api.collection_schemas import CallOutcome, TaskOutcomeCreate
 from api.console import accounts, service
 from api.console.accounts import Action, Person, SignInRefused
+from api.console.actions import INVOICE_ACTIONS, Call
 from api.console.i18n import translate
 from api.deps import ClientDep, EngineDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.reports import service as reports
 from api.schemas import DecisionCreate
-from api.services import approvals, collection, tasks
+from api.services import approvals, tasks
 from store.people import Language
 
 HERE = Path(__file__).parent
@@ -291,37 +283,14 @@ async def invoice_action(
     person: FormPerson,
 ) -> RedirectResponse:
     url = f"/console/invoices/{number}"
+    if action not in INVOICE_ACTIONS:
+        return _back(url, f"unknown action {action!r}", "error")
+    roles, build = INVOICE_ACTIONS[action]
+    _guard(person, roles)
     form = await request.form()
     fields = {k: str(v).strip() for k, v in form.items() if k != "csrf_token"}
-    principal = person.principal()
     try:
-        call: Awaitable[Any]
-        if action == "dispute":
-            _guard(person, Action.DISPUTE)
-            body = DisputeCreate(reason=fields.get("reason", ""))
-            call = collection.open_dispute(engine, client, settings, number, body, principal)
-        elif action == "pause":
-            _guard(person, Action.PAUSE)
-            until = date.fromisoformat(fields["until"]) if fields.get("until") else None
-            pause = PauseCreate(reason=fields.get("reason", ""), until=until)
-            call = collection.pause(engine, client, settings, number, pause, principal)
-        elif action == "resume":
-            _guard(person, Action.PAUSE)
-            resume = ResumeCreate(comment=fields.get("comment", ""))
-            call = collection.resume(engine, client, settings, number, resume, principal)
-        elif action == "write-off":
-            _guard(person, Action.WRITE_OFF)
-            off = WriteOffCreate(reason=fields.get("reason", ""))
-            call = collection.write_off(engine, client, settings, number, off, principal)
-        elif action == "cancel":
-            _guard(person, Action.CANCEL)
-            cancel = CancelCreate(
-                reason=fields.get("reason", ""),
-                credit_note_reference=fields.get("credit_note_reference", ""),
-            )
-            call = collection.cancel(engine, client, settings, number, cancel, principal)
-        else:
-            return _back(url, f"unknown action {action!r}", "error")
+        call = build(Call(engine, client, settings, number, person.principal()), fields)
     except ValueError as err:
         return _back(url, str(err), "error")
     return await _act(person, url, call)

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from api.collection_schemas import PlanPublic
 from api.console import charts
 from api.console.i18n import translate
 from api.errors import ApiError, Invalid
@@ -18,9 +19,12 @@ from api.import_schemas import MessagePreview
 from api.reports import service as reports
 from api.reports.schemas import AgingReport, DsoPoint, ForecastReport, KpiReport
 from api.schemas import HistoryEntry, InvoicePublic
-from api.services import invoices, previews
+from api.services import collection, invoices, previews
 from config import Settings
-from domain.lifecycle import Stage
+from domain.law import AmountDue, statement_of_amounts
+from domain.lifecycle import TERMINAL_STAGES, Stage
+from domain.money import Money
+from domain.rates import RateUnknownError
 from domain.selection import RiskBand
 from store.people import Language
 from store.portfolio import aware, pending_approvals
@@ -116,6 +120,21 @@ class InvoicePage:
     debtor: Debtor
     timeline: list[HistoryEntry]
     disputes: list[Dispute]
+    plans: list[PlanPublic]
+    # Interest and indemnity owed today, as the formal notice would state them.
+    statement: AmountDue | None
+
+
+def _statement(invoice: InvoicePublic) -> AmountDue | None:
+    day = datetime.now(UTC).date()
+    outstanding = Money.of(Decimal(invoice.outstanding.amount), invoice.outstanding.currency)
+    if invoice.stage in TERMINAL_STAGES or day <= invoice.due_date or outstanding.amount <= 0:
+        return None
+    try:
+        # The same computation as the messages' (activities.messaging).
+        return statement_of_amounts(outstanding, invoice.due_date, day)
+    except RateUnknownError:
+        return None
 
 
 def invoice_page(session: Session, settings: Settings, number: str) -> InvoicePage:
@@ -125,7 +144,9 @@ def invoice_page(session: Session, settings: Settings, number: str) -> InvoicePa
     disputes = session.exec(
         select(Dispute).where(Dispute.invoice_number == number).order_by(col(Dispute.opened_at))
     ).all()
-    return InvoicePage(invoice, debtor, invoices.history(session, number), list(disputes))
+    timeline = invoices.history(session, number)
+    plans = collection.list_plans(session, number)
+    return InvoicePage(invoice, debtor, timeline, list(disputes), plans, _statement(invoice))
 
 
 @dataclass(frozen=True)

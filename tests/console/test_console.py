@@ -85,6 +85,8 @@ async def test_a_collector_approves_records_a_promise_and_opens_a_dispute(
     # Invoice: open a dispute; the escalation freezes.
     await page.goto(f"{console.base}/console/invoices/INV-WEB-3")
     await expect(page.locator("#stage")).to_have_text("overdue")
+    # Late: the statement shows the fixed 40 € recovery indemnity (Code de commerce D441-5).
+    await expect(page.get_by_role("cell", name="40.00 EUR")).to_be_visible()
     await console.shot(page, "console-invoice")
     await page.fill("form[action$='/dispute'] input[name=reason]", "goods not delivered")
     await page.click("form[action$='/dispute'] button")
@@ -174,3 +176,37 @@ async def test_five_wrong_passwords_lock_the_account(console: Console) -> None:
     # Another person is not affected.
     other = await console.sign_in(PersonRole.COLLECTOR)
     await expect(other.locator("h1")).to_have_text("Today")
+
+
+async def test_four_eyes_on_a_plan_compare_people(console: Console) -> None:
+    # Seven installments: above the PME playbook's six, so a second person must approve it.
+    await console.hand_over(late("INV-PLAN-1", 5))
+    first = date.today() + timedelta(days=7)
+    lines = [f"{first + timedelta(weeks=k)} 171.43" for k in range(6)]
+    lines.append(f"{first + timedelta(weeks=6)} 171.42")  # 6 × 171.43 + 171.42 = 1200.00
+    collector = await console.sign_in(PersonRole.COLLECTOR)
+    await collector.goto(f"{console.base}/console/invoices/INV-PLAN-1")
+    await collector.fill("textarea[name=installments]", "\n".join(lines))
+    await collector.click("form[action$='/plan'] button")
+    await expect(collector.locator(".flash")).to_have_text("Done.")
+    [plan] = (await console.api.get("/v1/invoices/INV-PLAN-1/payment-plan")).json()
+    assert (plan["status"], plan["needs_approval"]) == ("proposed", True)
+    assert plan["proposed_by"] == f"user:{console.people[PersonRole.COLLECTOR]}"
+
+    # The same person cannot approve their own plan.
+    await collector.click("form[action$='/plan-decision'] button[value=approve]")
+    await expect(collector.locator(".flash.error")).to_be_visible()
+    [still] = (await console.api.get("/v1/invoices/INV-PLAN-1/payment-plan")).json()
+    assert still["status"] == "proposed"
+
+    # Another person can.
+    admin = await console.sign_in(PersonRole.ADMIN)
+    await admin.goto(f"{console.base}/console/invoices/INV-PLAN-1")
+    await admin.click("form[action$='/plan-decision'] button[value=approve]")
+    await expect(admin.locator(".flash")).to_have_text("Done.")
+    await console.stage_becomes("INV-PLAN-1", "payment_plan")
+    [active] = (await console.api.get("/v1/invoices/INV-PLAN-1/payment-plan")).json()
+    assert (active["status"], active["decided_by"]) == (
+        "active",
+        f"user:{console.people[PersonRole.ADMIN]}",
+    )
