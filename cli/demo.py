@@ -9,6 +9,7 @@ would, so the workflows run exactly as in production.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from dataclasses import dataclass
@@ -140,26 +141,59 @@ def demo(
             people = _people(engine)
         finally:
             engine.dispose()
-        headers = {"Authorization": f"Bearer {key}"}
         items = portfolio(date.today(), per_debtor)
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-            try:
-                http.get("/healthz").raise_for_status()
-            except httpx.HTTPError as err:
-                raise Failure(
-                    f"no Relance API answers at {base} ({err}): start `relance dev`"
-                ) from err
-            for n, (body, payments) in enumerate(items, 1):
-                _check(http.post("/v1/invoices", json=body))
-                for payment in payments:
-                    _check(http.post(f"/v1/invoices/{body['number']}/payments", json=payment))
-                if n % 50 == 0:
-                    typer.echo(f"  {n}/{len(items)} invoices handed over…")
+        asyncio.run(_load(base, key, items))
     typer.echo(f"loaded {len(items)} invoices over {len(DEBTORS)} debtors into {base}")
     typer.echo(f"console: {base}/console — sign in as {', '.join(people)}")
     typer.echo(f"password (all demo accounts): {DEMO_PASSWORD}")
 
 
-def _check(response: httpx.Response) -> None:
+# Requests in flight at once: the workflows start and take payments in parallel.
+CONCURRENCY = 8
+
+
+async def _load(
+    base: str, key: str, items: list[tuple[dict[str, Any], list[dict[str, Any]]]]
+) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    limit = asyncio.Semaphore(CONCURRENCY)
+    done = 0
+
+    async def one(
+        http: httpx.AsyncClient, body: dict[str, Any], payments: list[dict[str, Any]]
+    ) -> None:
+        nonlocal done
+        async with limit:
+            await _post(http, "/v1/invoices", body)
+            for payment in payments:
+                await _post(http, f"/v1/invoices/{body['number']}/payments", payment)
+        done += 1
+        if done % 50 == 0:
+            typer.echo(f"  {done}/{len(items)} invoices handed over…")
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+        try:
+            (await http.get("/healthz")).raise_for_status()
+        except httpx.HTTPError as err:
+            raise Failure(f"no API answers at {base} ({err}): start `relance dev`") from err
+        try:
+            async with asyncio.TaskGroup() as group:
+                for body, payments in items:
+                    group.create_task(one(http, body, payments))
+        except* Failure as failed:
+            raise failed.exceptions[0] from None
+
+
+# A busy machine may keep a workflow from answering in time (503): the same request again is
+# safe (hand-overs and payments are idempotent), so it is retried a few times.
+RETRIES = 5
+
+
+async def _post(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> None:
+    for attempt in range(1, RETRIES + 1):
+        response = await http.post(path, json=body)
+        if response.status_code != 503 or attempt == RETRIES:
+            break
+        await asyncio.sleep(attempt)
     if response.status_code >= 400:
-        raise Failure(f"{response.request.method} {response.request.url.path}: {response.text}")
+        raise Failure(f"POST {path}: {response.text}")

@@ -17,7 +17,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from domain.kpis import DisputeFact, OpenInvoice, Receivable, StepSent
-from domain.lifecycle import HOLD_STAGES, TERMINAL_STAGES, ApprovalStatus, Stage
+from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, Stage
+from domain.playbook import Recipient
 from domain.selection import RiskAssessment, risk_score
 from store.debtors import risk_inputs
 from store.tables import (
@@ -88,12 +89,19 @@ def _in_period(column: Any, start: date, end: date) -> ColumnElement[bool]:
     return and_(column >= day_start(start), column < day_start(end + timedelta(days=1)))
 
 
+# The thanks go out once the invoice is paid: they collect nothing and are no reminder.
+THANK_YOU_STEP = "thank_you"
+
+
 def load_step_sends(session: Session, start: date, end: date) -> list[StepSent]:
-    """Each step's first successful send per invoice, sent in the period."""
+    """Each step's first successful send to the debtor per invoice, sent in the period
+    (messages to collectors, mediators or lawyers do not ask the debtor for anything)."""
     rows = session.exec(
         select(Interaction)
         .where(
             Interaction.status == InteractionStatus.SENT,
+            Interaction.recipient == Recipient.DEBTOR,
+            Interaction.step_id != THANK_YOU_STEP,
             _in_period(col(Interaction.sent_at), start, end),
         )
         .order_by(col(Interaction.sent_at))
@@ -109,12 +117,13 @@ def load_step_sends(session: Session, start: date, end: date) -> list[StepSent]:
 
 
 def channel_counts(session: Session, start: date, end: date) -> dict[str, int]:
-    """Messages sent per channel in the period, and calls made (call tasks closed)."""
+    """Messages sent to debtors per channel in the period, and calls made (call tasks closed)."""
     counts: dict[str, int] = {}
     for channel, count in session.exec(
         select(Interaction.channel, func.count())
         .where(
             Interaction.status == InteractionStatus.SENT,
+            Interaction.recipient == Recipient.DEBTOR,
             _in_period(col(Interaction.sent_at), start, end),
         )
         .group_by(col(Interaction.channel))
@@ -299,9 +308,6 @@ def list_invoices(
     if limit is not None:
         query = query.limit(limit)
     return list(session.exec(query).all())
-
-
-HOLD_STAGE_VALUES = tuple(s.value for s in HOLD_STAGES)
 
 
 # ------------------------------------------------------------------ debtors

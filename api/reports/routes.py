@@ -142,12 +142,14 @@ invoice stops counting the day it was written off). Current AR: the part not yet
   the share paid after it, by `to`, in percent.
 - **Average days to pay after the due date**: invoices settled in the period; mean of
   (settlement day − due date), an early payment counting 0.
-- **Cost of collection**: messages sent in the period per channel, and calls made (call tasks
-  closed), × the unit costs set in `RELANCE_COST_EMAIL`, `_SMS`, `_LETTER`, `_PHONE`.
+- **Cost of collection**: messages sent to debtors in the period per channel, and calls made
+  (call tasks closed), × the unit costs set in `RELANCE_COST_EMAIL`, `_SMS`, `_LETTER`,
+  `_PHONE`.
 - **Disputes** (ISO 10002 monitoring): disputes opened in the period; count, by reason, the
   median days from opening to resolution of the resolved ones, and the share of the resolved
   ones resolved by their deadline.
-- **Step effectiveness**: for each step and template sent in the period, the invoices it reached
+- **Step effectiveness**: for each step and template sent to debtors in the period (not
+  the thank-you), the invoices it reached
   (first send), the share settled within `within_days` days after the send (its day is day 0),
   and what was paid on them in those days.
 """

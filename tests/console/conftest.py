@@ -49,10 +49,6 @@ PASSWORD = "correct horse battery staple"
 # Where the screenshots go: docs/ when asked (to refresh the README's), else the test's folder.
 SCREENSHOTS = "RELANCE_SCREENSHOTS_DIR"
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="chromium is not installed (.ci/run installs it)"
-)
-
 
 @dataclass
 class Console:
@@ -138,6 +134,8 @@ def console_settings(tmp_path: Path, task_queue: str) -> Settings:
 async def console(
     dev_env: WorkflowEnvironment, engine: Engine, console_settings: Settings, tmp_path: Path
 ) -> AsyncIterator[Console]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
     settings = console_settings
     worker = build_worker(
         dev_env.client,

@@ -133,7 +133,15 @@ class Seed:
                 )
             )
 
-    def sent(self, number: str, step: str, template: str, channel: str, on: str) -> None:
+    def sent(
+        self,
+        number: str,
+        step: str,
+        template: str,
+        channel: str,
+        on: str,
+        recipient: str = "debtor",
+    ) -> None:
         with transaction(self.engine) as s:
             s.add(
                 Interaction(
@@ -141,7 +149,7 @@ class Seed:
                     invoice_number=number,
                     step_id=step,
                     channel=channel,
-                    recipient="debtor",
+                    recipient=recipient,
                     template=template,
                     status="sent",
                     sent_at=at(on),

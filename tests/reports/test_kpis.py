@@ -39,6 +39,10 @@ def march(reports_api: ReportsApi) -> ReportsApi:
     seed.sent("I6", "formal_notice", "formal_notice", "letter", "2026-03-10")
     seed.sent("I2", "reminder_1", "reminder", "email", "2026-03-18")
     seed.sent("I4", "pre_due", "pre_reminder", "email", "2026-03-20")
+    # The collectors' reminder of an approval is no message to a debtor: it counts nowhere.
+    # The thanks after a payment cost an email, but remind of nothing: no step figure.
+    seed.sent("I6", "approval_reminder", "approval_reminder", "email", "2026-03-11", "collectors")
+    seed.sent("I1", "thank_you", "thank_you", "email", "2026-03-05")
     seed.call("I6", "2026-03-12")
     # Disputes: three opened in March (one in February, outside).
     seed.dispute("D1", "I2", "Quantity", at("2026-03-18"), at("2026-03-28"), at("2026-03-22"))
@@ -81,15 +85,16 @@ async def test_kpis_of_march_match_the_hand_computation(march: ReportsApi) -> No
     # (24 + 0) / 2 = 12.0.
     assert k["average_days_to_pay_after_due"] == "12.0"
 
-    # Costs: 3 emails × 0.02 = 0.06; 1 letter × 2.00; 1 call × 5.00; total 7.06.
+    # Costs: 4 emails to debtors (3 reminders, 1 thank-you) × 0.02 = 0.08; 1 letter × 2.00;
+    # 1 call × 5.00; total 7.08.
     costs = {c["channel"]: (c["count"], c["total"]) for c in k["cost_by_channel"]}
     assert costs == {
-        "email": (3, "0.06"),
+        "email": (4, "0.08"),
         "sms": (0, "0.00"),
         "letter": (1, "2.00"),
         "phone": (1, "5.00"),
     }
-    assert k["cost_total"] == "7.06"
+    assert k["cost_total"] == "7.08"
 
     # Disputes opened in March: D1, D2, D3. Reasons compared trimmed and lower-cased.
     # Resolved: D1 in 4 days (on time), D2 in 16.5 days (after its deadline).
