@@ -71,7 +71,7 @@ async def test_a_collector_approves_records_a_promise_and_opens_a_dispute(
     await expect(card.get_by_text("Call script")).to_be_visible()
     await expect(card.get_by_text("compta@dupont.example")).to_be_visible()
     await console.shot(page, "console-tasks")
-    promised = (date.today() + timedelta(days=30)).isoformat()
+    promised = (date.today() + timedelta(days=365)).isoformat()
     await card.locator("select[name=outcome]").select_option("promise")
     await card.locator("input[name=promise_date]").fill(promised)
     await card.locator("input[name=notes]").fill("will pay by transfer")
@@ -181,7 +181,8 @@ async def test_five_wrong_passwords_lock_the_account(console: Console) -> None:
 async def test_four_eyes_on_a_plan_compare_people(console: Console) -> None:
     # Seven installments: above the PME playbook's six, so a second person must approve it.
     await console.hand_over(late("INV-PLAN-1", 5))
-    first = date.today() + timedelta(days=7)
+    # Far ahead: days last one second here, and a missed installment would break the plan.
+    first = date.today() + timedelta(days=365)
     lines = [f"{first + timedelta(weeks=k)} 171.43" for k in range(6)]
     lines.append(f"{first + timedelta(weeks=6)} 171.42")  # 6 × 171.43 + 171.42 = 1200.00
     collector = await console.sign_in(PersonRole.COLLECTOR)
