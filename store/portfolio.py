@@ -386,3 +386,52 @@ def pending_approvals(session: Session) -> list[Approval]:
             .order_by(col(Approval.requested_at))
         ).all()
     )
+
+
+def open_tasks_due_before(session: Session, moment: datetime) -> list[Task]:
+    return list(
+        session.exec(
+            select(Task)
+            .where(Task.status == "open", col(Task.due_at) < moment)
+            .order_by(col(Task.due_at))
+        ).all()
+    )
+
+
+def open_disputes_due_by(session: Session, moment: datetime) -> list[Dispute]:
+    return list(
+        session.exec(
+            select(Dispute)
+            .where(Dispute.status == "open", col(Dispute.deadline) <= moment)
+            .order_by(col(Dispute.deadline))
+        ).all()
+    )
+
+
+def promises_due_by(session: Session, day: date) -> list[Task]:
+    """The call tasks whose promise to pay falls by `day`, on invoices still promised."""
+    return list(
+        session.exec(
+            select(Task)
+            .join(Invoice, col(Invoice.number) == col(Task.invoice_number))
+            .where(
+                Invoice.stage == Stage.PROMISED,
+                col(Task.promise_date).is_not(None),
+                col(Task.promise_date) <= day,
+            )
+            .order_by(col(Task.promise_date))
+        ).all()
+    )
+
+
+def open_tasks(session: Session) -> list[tuple[Task, Invoice, Debtor]]:
+    """Open tasks, the most urgent first, with their invoice and debtor (for contacts)."""
+    return list(
+        session.exec(
+            select(Task, Invoice, Debtor)
+            .join(Invoice, col(Invoice.number) == col(Task.invoice_number))
+            .join(Debtor, col(Debtor.id) == col(Invoice.debtor_id))
+            .where(Task.status == "open")
+            .order_by(col(Task.due_at))
+        ).all()
+    )

@@ -26,8 +26,9 @@ from domain.lifecycle import TERMINAL_STAGES, Stage
 from domain.money import Money
 from domain.rates import RateUnknownError
 from domain.selection import RiskBand
+from store import portfolio
 from store.people import Language
-from store.portfolio import aware, pending_approvals
+from store.portfolio import aware
 from store.tables import Approval, Debtor, Dispute, Invoice, Task
 
 # Disputes whose deadline falls within this many days show on the "today" page.
@@ -47,38 +48,16 @@ class Today:
 def today(session: Session) -> Today:
     now = datetime.now(UTC)
     end_of_day = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
-    tasks = session.exec(
-        select(Task)
-        .where(Task.status == "open", col(Task.due_at) < end_of_day)
-        .order_by(col(Task.due_at))
-    ).all()
-    disputes = session.exec(
-        select(Dispute)
-        .where(Dispute.status == "open", col(Dispute.deadline) <= now + DISPUTE_WARNING)
-        .order_by(col(Dispute.deadline))
-    ).all()
-    promised = session.exec(
-        select(Task)
-        .join(Invoice, col(Invoice.number) == col(Task.invoice_number))
-        .where(
-            Invoice.stage == Stage.PROMISED,
-            col(Task.promise_date).is_not(None),
-            col(Task.promise_date) <= (now + PROMISE_WARNING).date(),
-        )
-        .order_by(col(Task.promise_date))
-    ).all()
-    return Today(pending_approvals(session), list(tasks), list(disputes), list(promised))
+    return Today(
+        approvals=portfolio.pending_approvals(session),
+        tasks=portfolio.open_tasks_due_before(session, end_of_day),
+        disputes=portfolio.open_disputes_due_by(session, now + DISPUTE_WARNING),
+        promises=portfolio.promises_due_by(session, (now + PROMISE_WARNING).date()),
+    )
 
 
 def open_tasks(session: Session) -> list[tuple[Task, Invoice, Debtor]]:
-    rows = session.exec(
-        select(Task, Invoice, Debtor)
-        .join(Invoice, col(Invoice.number) == col(Task.invoice_number))
-        .join(Debtor, col(Debtor.id) == col(Invoice.debtor_id))
-        .where(Task.status == "open")
-        .order_by(col(Task.due_at))
-    ).all()
-    return list(rows)
+    return portfolio.open_tasks(session)
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,10 @@ def _band(risks: dict[str, RiskAssessment], debtor_id: str) -> RiskBand:
     return risks[debtor_id].band if debtor_id in risks else RiskBand.LOW
 
 
+def _risks(session: Session, debtor_ids: set[str], day: date) -> dict[str, RiskAssessment]:
+    return {i: risk_score(risk_inputs(session, i, day)) for i in debtor_ids}
+
+
 def list_invoices(
     session: Session,
     filters: dict[str, Any],
@@ -161,7 +165,9 @@ def list_invoices(
     limit: int = 50,
 ) -> InvoicePage:
     day = today()
-    risks = portfolio.risk_by_debtor(session, day)
+    # Every debtor's score is needed to filter on a band; otherwise only the page's debtors'.
+    band = filters.get("risk_band") is not None
+    risks = portfolio.risk_by_debtor(session, day) if band else {}
     found = invoice_filter(**filters, risks=risks, as_of=day)
     after = _after(cursor, sort, descending) if cursor else None
     rows = portfolio.list_invoices(
@@ -169,6 +175,8 @@ def list_invoices(
     )
     more = len(rows) > limit
     rows = rows[:limit]
+    if not band:
+        risks = _risks(session, {d.id for _, d in rows}, day)
     return InvoicePage(
         items=[_row(i, d, _band(risks, d.id), day) for i, d in rows],
         next_cursor=_cursor(sort, descending, rows[-1][0]) if more and rows else None,
@@ -244,7 +252,7 @@ def list_debtors(session: Session, cursor: str | None, limit: int) -> DebtorPage
     ids = [d.id for d in debtors]
     activity = portfolio.debtor_activity(session, ids)
     open_rows = portfolio.open_invoices_of(session, ids)
-    risks = {d.id: risk_score(risk_inputs(session, d.id, day)) for d in debtors}
+    risks = _risks(session, {d.id for d in debtors}, day)
     items = []
     for debtor in debtors:
         mine = [i for i in open_rows if i.debtor_id == debtor.id]
