@@ -124,7 +124,8 @@ def console_settings(tmp_path: Path, task_queue: str) -> Settings:
         data_dir=tmp_path,
         task_queue=task_queue,
         day_seconds=1.0,
-        rpc_timeout_seconds=10,
+        # Generous: a shared CI machine under load may take a while to run a workflow task.
+        rpc_timeout_seconds=30,
         playbooks_dir=folder,
         default_playbook="calls",
     )
