@@ -61,7 +61,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "credit_note": ("Référence de l'avoir", "Credit note reference"),
     "payments": ("Paiements", "Payments"),
     "next_step": ("Prochaine étape", "Next step"),
-    "filters": ("Filtres", "Filters"),
     "apply": ("Appliquer", "Apply"),
     "segment": ("Segment", "Segment"),
     "risk": ("Risque", "Risk"),
@@ -105,7 +104,6 @@ WORDS: dict[str, tuple[str, str]] = {
     "done": ("C'est fait.", "Done."),
     "deadline": ("Échéance", "Deadline"),
     "dispute": ("Litige", "Dispute"),
-    "task": ("Tâche", "Task"),
     "statement": ("Intérêts de retard et indemnité", "Late-payment interest and indemnity"),
     "days": ("j", "days"),
     "interest": ("Intérêts (L441-10 II)", "Interest (L441-10 II)"),
@@ -117,7 +115,7 @@ WORDS: dict[str, tuple[str, str]] = {
         "Échéances (une par ligne : AAAA-MM-JJ MONTANT)",
         "Installments (one a line: YYYY-MM-DD AMOUNT)",
     ),
-    "decided": ("Décision enregistrée", "Decision recorded"),
+    "unknown_approval": ("Validation inconnue : {id}", "Unknown approval: {id}"),
 }
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -28,6 +28,7 @@ from api.console.i18n import translate
 from api.deps import ClientDep, EngineDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.reports import service as reports
+from api.reports.schemas import SortKey
 from api.schemas import DecisionCreate
 from api.services import approvals, tasks
 from store.people import Language
@@ -206,7 +207,8 @@ def approval(
 ) -> HTMLResponse:
     found = service.approval_page(session, engine, settings, approval_id)
     if found is None:
-        return _page(request, person, "message.html", 404, message=f"{approval_id}?")
+        message = translate(person.language, "unknown_approval", id=approval_id)
+        return _page(request, person, "message.html", 404, message=message)
     return _page(request, person, "approval.html", page=found)
 
 
@@ -313,6 +315,19 @@ def portfolio(request: Request, session: SessionDep, person: PersonDep) -> HTMLR
     query = {k: v for k, v in params.items() if v and k not in ("cursor", "flash", "kind")}
     return _page(
         request, person, "portfolio.html", page=page, params=params, query=urlencode(query)
+    )
+
+
+@router.get("/portfolio.csv")
+def portfolio_csv(request: Request, session: SessionDep, _: PersonDep) -> Response:
+    try:
+        filters = service.portfolio_filters(dict(request.query_params))
+    except ApiError as bad:
+        return Response(bad.detail, status_code=bad.status_code)
+    return StreamingResponse(
+        reports.invoices_csv(session, filters, sort=SortKey.DUE_DATE, descending=False),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="portfolio.csv"'},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, expect
@@ -119,6 +120,14 @@ async def test_the_finance_director_reads_reports_in_french(console: Console) ->
     await page.goto(f"{console.base}/console/portfolio")
     await expect(page.locator("tbody tr")).to_have_count(2)
     await console.shot(page, "console-portfolio")
+    # The same list as CSV, with the filters of the page.
+    await page.goto(f"{console.base}/console/portfolio?min_days_overdue=1")
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Exporter en CSV").click()
+    path = await (await download.value).path()
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("number,debtor_id")
+    assert [line.split(",")[0] for line in lines[1:]] == ["INV-REP-1"]
     await page.goto(f"{console.base}/console/debtors")
     await expect(page.get_by_role("cell", name="CUST-INV-REP-1", exact=False)).to_be_visible()
     await console.shot(page, "console-debtors")
