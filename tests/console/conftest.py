@@ -8,10 +8,11 @@ within seconds. People are created through the same function `relance user add` 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -105,6 +106,19 @@ def late(number: str, days: int, *, segment: str | None = "PME") -> dict[str, An
     return body
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: Ctrl-C stays pytest's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _stop(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    await serving
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -147,8 +161,16 @@ async def console(
     )
     app = create_app(settings, client=dev_env.client, engine=engine)
     port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            # A request still waiting on a workflow at the end must not hold the test forever.
+            timeout_graceful_shutdown=5,
+        )
     )
     serving = asyncio.create_task(server.serve())
     shots = Path(os.environ.get(SCREENSHOTS) or tmp_path / "screenshots")
@@ -185,6 +207,7 @@ async def console(
                 )
             finally:
                 await browser.close()
+                # The API stops before the worker does: no request is left waiting on it.
+                await _stop(server, serving)
     finally:
-        server.should_exit = True
-        await serving
+        await _stop(server, serving)
