@@ -60,9 +60,15 @@ class Console:
     shots: Path
     people: dict[PersonRole, int] = field(default_factory=dict)
 
-    async def sign_in(self, role: PersonRole, language: Language = Language.EN) -> Page:
+    async def new_page(self) -> Page:
         context = await self.browser.new_context(viewport={"width": 1280, "height": 860})
-        page = await context.new_page()
+        # A form's answer waits on a workflow Update: on a busy machine that can outlast
+        # Playwright's default 30 s, though the API answers within two RPC timeouts.
+        context.set_default_timeout(90_000)
+        return await context.new_page()
+
+    async def sign_in(self, role: PersonRole, language: Language = Language.EN) -> Page:
+        page = await self.new_page()
         await page.goto(f"{self.base}/console/login")
         await page.fill("input[name=email]", f"{role.value}@relance.test")
         await page.fill("input[name=password]", PASSWORD)

@@ -171,8 +171,7 @@ async def _try_password(page: Page, console: Console, password: str) -> None:
 
 
 async def test_five_wrong_passwords_lock_the_account(console: Console) -> None:
-    context = await console.browser.new_context()
-    page = await context.new_page()
+    page = await console.new_page()
     for attempt in range(1, 5):
         await _try_password(page, console, f"wrong {attempt}")
         await expect(page.get_by_role("alert")).to_have_text("wrong email or password")
