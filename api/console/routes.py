@@ -36,6 +36,7 @@ from store.people import Language
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["local"] = service.local
+templates.env.globals["money"] = service.money
 
 COOKIE = "relance_session"
 LOGIN_CSRF = "relance_login_csrf"

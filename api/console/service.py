@@ -23,7 +23,7 @@ from api.services import collection, invoices, previews
 from config import Settings
 from domain.law import AmountDue, statement_of_amounts
 from domain.lifecycle import TERMINAL_STAGES, Stage
-from domain.money import Money
+from domain.money import Money, quantize
 from domain.rates import RateUnknownError
 from domain.selection import RiskBand
 from store import portfolio
@@ -160,6 +160,11 @@ def reports_page(
             "forecast": charts.forecast(forecast, t("forecast"), t("gross"), t("expected")),
         },
     )
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """A table amount as the API shows it: the currency's minor unit, with its code."""
+    return f"{quantize(amount, currency)} {currency}"
 
 
 def local(moment: datetime | None) -> str:

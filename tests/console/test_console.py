@@ -188,7 +188,8 @@ async def test_five_wrong_passwords_lock_the_account(console: Console) -> None:
 
 async def test_four_eyes_on_a_plan_compare_people(console: Console) -> None:
     # Seven installments: above the PME playbook's six, so a second person must approve it.
-    await console.hand_over(late("INV-PLAN-1", 5))
+    # Due in 40 days: the workflow is quiet (no catch-up sends) while people decide.
+    await console.hand_over(late("INV-PLAN-1", -40))
     # Far ahead: days last one second here, and a missed installment would break the plan.
     first = date.today() + timedelta(days=365)
     lines = [f"{first + timedelta(weeks=k)} 171.43" for k in range(6)]
