@@ -23,6 +23,7 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 from sqlalchemy.engine import Engine
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.email import OutboxSender
@@ -34,7 +35,9 @@ from domain.playbook import DEFAULT_PLAYBOOKS_DIR
 from store.people import Language, PersonRole
 from tests.api.conftest import eventually, invoice_body
 from tests.api.test_tasks import PHONE_PLAYBOOK
+from tests.conftest import _binary
 from worker import build_worker
+from workflows.contract import SEARCH_ATTRIBUTES
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -123,6 +126,20 @@ class _Server(uvicorn.Server):
 async def _stop(server: uvicorn.Server, serving: asyncio.Task[None]) -> None:
     server.should_exit = True
     await serving
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A dev server of the console tests' own: workflows other tests left running on the shared
+    one (a mailbox under a fixed id, its worker gone) must not hold these tests' invoices."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    yield env
+    await env.shutdown()
 
 
 def _free_port() -> int:
