@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck install clean
+.PHONY: run demo test lint typecheck install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/relance dev
+
+# A living console within a minute: `relance dev` on a fast clock (a day lasts 30 s), and a
+# demo portfolio loaded into it once the API answers. Ctrl-C stops everything.
+demo: $(STAMP)
+	RELANCE_DAY_SECONDS=30 $(BIN)/relance dev & \
+	DEV=$$!; trap 'kill $$DEV' INT TERM; \
+	for i in $$(seq 60); do $(BIN)/python -c "import httpx,sys; httpx.get('http://127.0.0.1:8000/healthz').raise_for_status()" 2>/dev/null && break; sleep 1; done; \
+	$(BIN)/relance demo; wait $$DEV
 
 test: $(STAMP)
 	$(BIN)/ruff check .

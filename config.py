@@ -134,6 +134,13 @@ class Settings(BaseSettings):
     # host:port where the worker serves Prometheus metrics (task slots, latencies, failures).
     metrics_bind_address: str | None = None
 
+    # What one collection action costs, for the cost-of-collection report (in the report's
+    # currency): an email, an SMS, a posted letter, a collector's call.
+    cost_email: Decimal = Field(default=Decimal("0.01"), ge=0)
+    cost_sms: Decimal = Field(default=Decimal("0.08"), ge=0)
+    cost_letter: Decimal = Field(default=Decimal("1.50"), ge=0)
+    cost_phone: Decimal = Field(default=Decimal("4.00"), ge=0)
+
     # --- Webhooks ---------------------------------------------------------------------------
     # SendGrid's Event Webhook (POST /v1/webhooks/sendgrid) is authenticated by its ECDSA
     # signature alone: this is the verification key SendGrid shows (base64 DER). Unset, the

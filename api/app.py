@@ -14,8 +14,11 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from api import idempotency
+from api.console.routes import install_console
+from api.console.routes import router as console_router
 from api.errors import document_problems, install_error_handlers, temporal_unreachable
 from api.portal.routes import install_portal
+from api.reports.routes import router as reports_router
 from api.routes import router
 from config import Settings, get_settings
 from store.engine import make_engine
@@ -95,4 +98,7 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    app.include_router(reports_router)
+    app.include_router(console_router)
+    install_console(app)
     return app

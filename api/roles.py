@@ -85,6 +85,12 @@ RULES: dict[Operation, frozenset[Role]] = {
     ("POST", "/v1/letters/{key}/events"): frozenset({_B, _C}),
     ("GET", "/v1/tasks/{task_id}"): frozenset({_C, _F, _O}),
     ("PUT", "/v1/tasks/{task_id}/assignment"): frozenset({_C}),
+    # the book: portfolio, debtors and reports (the console shows the same)
+    ("GET", "/v1/invoices"): _READERS,
+    ("GET", "/v1/debtors"): _READERS,
+    ("GET", "/v1/reports/aging"): frozenset({_C, _F, _O}),
+    ("GET", "/v1/reports/kpis"): frozenset({_C, _F, _O}),
+    ("GET", "/v1/reports/forecast"): frozenset({_C, _F, _O}),
     # the debtor's page: rotating their key voids every link they hold
     ("POST", "/v1/debtors/{debtor_id}/portal/rotate"): frozenset(),
 }

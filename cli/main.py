@@ -9,6 +9,8 @@ relance rates show                       the late-payment rates in use and their
 relance dossier NUMBER                   an invoice's legal file (zip)
 relance roles matrix                     who may call what (the README's matrix)
 relance privacy erase-expired            pseudonymise contacts whose retention ended
+relance user add EMAIL --role R          a person who signs in to the console
+relance demo                             load a demo portfolio into a running `relance dev`
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from temporalio.service import RPCError
 
 from api.app import connect_temporal, create_app
 from api.auth import Role, active_keys, create_api_key
-from cli import dossier, imports, playbooks, preview, rates
+from cli import demo, dossier, imports, people, playbooks, preview, rates
 from cli.access import privacy_app, roles_app
 from cli.common import Failure, compile_bytecode, explained, settings_from_env, store
 from cli.devserver import DevServer, ensure_search_attributes
@@ -57,6 +59,8 @@ app.command("import")(imports.import_invoices)
 app.command("preview")(preview.preview)
 app.add_typer(rates.app, name="rates")
 app.command("dossier")(dossier.dossier)
+app.add_typer(people.app, name="user")
+app.command("demo")(demo.demo)
 
 
 def _logging() -> None:
@@ -230,6 +234,7 @@ def _banner(settings: Settings, server: DevServer | None, key_line: str) -> str:
             "",
             "Relance is running. Ctrl-C stops it.",
             f"  API          {base}   (docs: {base}/docs)",
+            f"  Console      {base}/console   (people: `relance user add EMAIL --role R`)",
             f"  Temporal     {temporal}",
             f"  Email        {email}",
             f"  API key      {key_line}",

@@ -27,6 +27,7 @@ from api.portal.security import (
 )
 from api.portal.service import InvalidLink, Upload, Visit
 from api.portal.texts import EN, FR, texts_for
+from api.schemas import error_responses
 from config import Settings
 from domain.portal import LINK_PATH, csrf_token, csrf_valid, token_digest
 from messages.render import FILTERS
@@ -302,6 +303,7 @@ async def data_request(
 
 @api_router.post(
     "/v1/webhooks/stripe",
+    responses=error_responses(400, 413, 503),
     summary="Stripe's signed events: a paid Checkout Session records its payments, once",
 )
 async def stripe_webhook(
@@ -314,6 +316,7 @@ async def stripe_webhook(
 
 @api_router.post(
     "/v1/debtors/{debtor_id}/portal/rotate",
+    responses=error_responses(401, 403, 404),
     summary="Void every portal link of a debtor; the answer carries their new link",
 )
 def rotate(

@@ -5,6 +5,7 @@ from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import store.letters
+import store.people
 import store.portal
 import store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 

@@ -147,6 +147,11 @@ def served(
         task_queue=f"tq-st-{uuid.uuid4().hex[:8]}",
         rpc_timeout_seconds=10,
         sendgrid_webhook_public_key=_public_key(),
+        # The other providers' callbacks are configured too: unsigned requests are refused.
+        stripe_webhook_secret="whsec_schemathesis",
+        twilio_auth_token="twilio-token-for-schemathesis",
+        maileva_webhook_user="maileva",
+        maileva_webhook_password="maileva-password-for-schemathesis",
     )
     port = _free_port()
     ready, stop = threading.Event(), threading.Event()

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import inspect
 from sqlmodel import Session, select
 from typer.testing import CliRunner
@@ -24,16 +23,6 @@ from store.tables import ApiKey
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A data dir of its own, and no `.env` or RELANCE_* from the machine running the tests."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("RELANCE_"):
-            monkeypatch.delenv(name)
-    return {"RELANCE_DATA_DIR": str(tmp_path / "data")}
 
 
 def _keys(data_dir: str) -> list[ApiKey]:

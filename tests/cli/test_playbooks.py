@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -13,16 +11,6 @@ from cli.main import app
 from tests.domain.test_playbook import GOOD, variant
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """No `.env` or RELANCE_* from the machine running the tests."""
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith("RELANCE_"):
-            monkeypatch.delenv(name)
-    return {"RELANCE_DATA_DIR": str(tmp_path / "data")}
 
 
 def write(folder: Path, name: str, data: dict[str, object]) -> Path:
