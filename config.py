@@ -369,7 +369,10 @@ class Settings(BaseSettings):
 
     @property
     def twilio_status_callback_url(self) -> str | None:
-        return f"{self.public_url.rstrip('/')}/v1/webhooks/twilio" if self.public_url else None
+        """Where Twilio reports a text's status: only a public https origin can be reached."""
+        if not self.public_url.startswith("https://"):
+            return None
+        return f"{self.public_url.rstrip('/')}/v1/webhooks/twilio"
 
     @property
     def resolved_database_url(self) -> str:

@@ -303,7 +303,7 @@ async def data_request(
 
 @api_router.post(
     "/v1/webhooks/stripe",
-    responses=error_responses(400, 413, 503),
+    responses=error_responses(400, 403, 413, 503),
     summary="Stripe's signed events: a paid Checkout Session records its payments, once",
 )
 async def stripe_webhook(

@@ -105,9 +105,10 @@ DONE_KEYS = frozenset(
 
 
 class BadSignature(ApiError):
-    """A provider notification that does not verify: forged, altered, or too old."""
+    """A provider notification that does not verify: forged, altered, or too old (refused like
+    an unsigned SendGrid or Twilio callback)."""
 
-    status_code = 400
+    status_code = 403
 
 
 class InvalidLink(Exception):

@@ -5,7 +5,6 @@ Formulas are stated in each route's description and in docs/kpis.md.
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -24,7 +23,7 @@ from api.reports.schemas import (
     KpiReport,
     SortKey,
 )
-from api.schemas import error_responses
+from api.schemas import IsoDate, error_responses
 from domain.lifecycle import Stage
 from domain.selection import RiskBand
 
@@ -59,8 +58,8 @@ def list_invoices(
     max_days_overdue: Annotated[int | None, Query(ge=-3650, le=36500)] = None,
     min_amount: Annotated[Decimal | None, Query(ge=0, description="on the outstanding")] = None,
     max_amount: Annotated[Decimal | None, Query(ge=0)] = None,
-    due_from: date | None = None,
-    due_to: date | None = None,
+    due_from: IsoDate | None = None,
+    due_to: IsoDate | None = None,
     playbook: str | None = None,
     currency: Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")] = None,
     open_only: bool = False,
@@ -120,7 +119,7 @@ def list_debtors(
     summary="Open amounts by days past due (not due, 1–30, 31–60, 61–90, 90+) and segment",
 )
 def aging(
-    session: SessionDep, _: Caller, currency: Currency = "EUR", as_of: date | None = None
+    session: SessionDep, _: Caller, currency: Currency = "EUR", as_of: IsoDate | None = None
 ) -> AgingReport:
     """Each open invoice's balance at the end of `as_of` (default today) falls in the bucket
     of its days past due, `as_of − due date`: ≤ 0 not due, 1–30, 31–60, 61–90, over 90."""
@@ -165,8 +164,8 @@ def kpis(
     session: SessionDep,
     settings: SettingsDep,
     _: Caller,
-    from_: Annotated[date | None, Query(alias="from")] = None,
-    to: date | None = None,
+    from_: Annotated[IsoDate | None, Query(alias="from")] = None,
+    to: IsoDate | None = None,
     currency: Currency = "EUR",
     within_days: Annotated[int, Query(ge=0, le=365)] = 7,
 ) -> KpiReport:

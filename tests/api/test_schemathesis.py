@@ -118,7 +118,9 @@ def _serve(
         )
         app = create_app(settings, client=client, engine=engine)
         server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            # log_config=None: uvicorn's default config would turn its loggers' propagation off
+            # for every later test in this process.
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
         )
         async with worker:
             serving = asyncio.create_task(server.serve())
@@ -148,8 +150,11 @@ def served(
         rpc_timeout_seconds=10,
         sendgrid_webhook_public_key=_public_key(),
         # The other providers' callbacks are configured too: unsigned requests are refused.
+        stripe_api_key="sk_test_schemathesis",
         stripe_webhook_secret="whsec_schemathesis",
         twilio_auth_token="twilio-token-for-schemathesis",
+        # Twilio signs the public https URL it posts to.
+        public_url="https://relance.test",
         maileva_webhook_user="maileva",
         maileva_webhook_password="maileva-password-for-schemathesis",
     )

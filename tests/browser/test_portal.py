@@ -144,7 +144,12 @@ async def live(
             task_queue=task_queue,
         )
         app = create_app(settings, client=dev_env.client, engine=engine)
-        # log_config=None: uvicorn's loggers propagate, so caplog sees its access log.
+        # log_config=None: uvicorn's loggers propagate, so caplog sees its access log (and an
+        # earlier server in this process configured with uvicorn's defaults may have turned
+        # propagation off: turn it back on).
+        access = logging.getLogger("uvicorn.access")
+        access.propagate, access.disabled = True, False
+        access.setLevel(logging.INFO)
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=True)
         )

@@ -190,6 +190,9 @@ async def console(
             host="127.0.0.1",
             port=port,
             log_level="warning",
+            # Leave the process's logging alone (uvicorn's default config would turn its
+            # loggers' propagation off for every later test).
+            log_config=None,
             lifespan="on",
             # A request still waiting on a workflow at the end must not hold the test forever.
             timeout_graceful_shutdown=5,

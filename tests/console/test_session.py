@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from api.app import create_app
 from api.console import accounts
 from config import Settings
 from store.people import Language, PersonRole
+from tests.test_config import PRODUCTION
 
 PASSWORD = "a long enough password"
 
@@ -44,12 +46,10 @@ async def _sign_in(http: httpx.AsyncClient, email: str) -> httpx.Response:
 async def test_the_session_cookie_is_httponly_strict_and_secure_outside_development(
     engine: Engine, tmp_path: Path, person: str, environment: str, secure: bool
 ) -> None:
-    settings = Settings(
-        _env_file=None,
-        data_dir=tmp_path,
-        environment=environment,
-        email_from="relance@creditor.test",
-    )
+    # Production refuses demo identities: a complete one, as a deployment has it.
+    identity: dict[str, Any] = PRODUCTION if environment == "production" else {}
+    values: dict[str, Any] = {"email_from": "relance@creditor.test", **identity}
+    settings = Settings(_env_file=None, data_dir=tmp_path, **{**values, "environment": environment})
     async with await _client(engine, settings) as http:
         response = await _sign_in(http, person)
     assert response.status_code == 303
