@@ -234,14 +234,6 @@ class CancelCreate(BaseModel):
     credit_note_reference: CreditNoteReference
 
 
-class WriteOffCreate(BaseModel):
-    """The debt is uncollectible: collection ends, the outstanding amount stays on record."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Reason
-
-
 # ------------------------------------------------------------------ tasks
 
 

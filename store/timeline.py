@@ -225,19 +225,25 @@ def apply_status(session: Session, status: InvoiceStatus) -> bool:
     SQLite and PostgreSQL alike. Returns whether this snapshot was the newest.
     """
     step = status.next_step
+    return _write_if_newer(
+        session,
+        status.number,
+        status.revision,
+        stage=status.stage.value,
+        outstanding=status.outstanding.amount,
+        overpayment=status.overpayment.amount if status.overpayment else None,
+        next_step=step.step_id if step else None,
+        next_step_at=step.at if step else None,
+        next_message_key=step.message_key if step else None,
+    )
+
+
+def _write_if_newer(session: Session, number: str, revision: int, **values: object) -> bool:
+    """The one conditional write of the read model: only a newer revision lands."""
     result = session.execute(
         update(Invoice)
-        .where(col(Invoice.number) == status.number, col(Invoice.revision) < status.revision)
-        .values(
-            revision=status.revision,
-            stage=status.stage.value,
-            outstanding=status.outstanding.amount,
-            overpayment=status.overpayment.amount if status.overpayment else None,
-            next_step=step.step_id if step else None,
-            next_step_at=step.at if step else None,
-            next_message_key=step.message_key if step else None,
-            updated_at=utcnow(),
-        )
+        .where(col(Invoice.number) == number, col(Invoice.revision) < revision)
+        .values(revision=revision, updated_at=utcnow(), **values)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
@@ -259,13 +265,12 @@ def acknowledge_payment(
     """`acknowledge` for a payment's answer: the payment row, its stage, balance and revision."""
     if result.revision is None:
         return  # a replayed answer: the first one was written
+    revision = result.revision
     ended = result.stage in TERMINAL_STAGES
     values: dict[str, object] = {
-        "revision": result.revision,
         "stage": result.stage.value,
         "outstanding": result.outstanding.amount,
         "overpayment": result.overpayment.amount if result.overpayment else None,
-        "updated_at": utcnow(),
     }
     if ended:
         values.update(next_step=None, next_step_at=None, next_message_key=None)
@@ -275,12 +280,7 @@ def acknowledge_payment(
                 if attempt == 1:  # the second time, the workflow's record wrote it
                     change = PaymentChange(result=result, received_on=received_on)
                     _add_payment(session, number, change, utcnow())
-                session.execute(
-                    update(Invoice)
-                    .where(col(Invoice.number) == number, col(Invoice.revision) < result.revision)
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+                _write_if_newer(session, number, revision, **values)
             return
         except IntegrityError:
             # The workflow's own record wrote the payment row first: write the rest again.
