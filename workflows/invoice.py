@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SendResult,
         SendSettled,
     )
-    from domain.collection.state import CalendarAnswer, CalendarQuestion
+    from domain.collection.state import RULES_LATEST, CalendarAnswer, CalendarQuestion
     from domain.holds import (
         Closure,
         DeliveryEvent,
@@ -153,7 +153,8 @@ class InvoiceWorkflow:
                         playbook=self._state.playbook,
                         day_seconds=self._state.day_seconds,
                         history_limit=input.history_limit,
-                        machine=self._state,
+                        # The next run follows the newest rules (its own history starts here).
+                        machine=self._state.model_copy(update={"rules": RULES_LATEST}),
                         notify_backoffice=input.notify_backoffice,
                     )
                 )

@@ -35,6 +35,7 @@ from domain.collection.records import (
     TaskChange,
 )
 from domain.collection.state import (
+    RULES_LATEST,
     SEEN_KEPT,
     Approval,
     CalendarAnswer,
@@ -1605,4 +1606,5 @@ def new_state(
         day_seconds=day_seconds,
         anchor=now,
         ledger=Ledger(amount=invoice.amount),
+        rules=RULES_LATEST,
     )

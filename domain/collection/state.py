@@ -23,6 +23,11 @@ from domain.schedule import Clock
 # suffice, providers replay recent events, not months-old ones.
 SEEN_KEPT = 200
 
+# The rules' edition. A running invoice keeps the edition it started with, so its saved history
+# replays; it takes the newest at its next continue-as-new. A rule that changes what an invoice
+# does is written `if state.rules >= N`. Edition 1 is every state carried before the field was.
+RULES_LATEST = 2
+
 
 class RecordedPayment(BaseModel):
     result: PaymentResult
@@ -228,6 +233,7 @@ class CollectionState(BaseModel):
     # The end of the collection has been recorded (and the thank-you sent when paid).
     closed: bool = False
     notified_stage: Stage | None = None
+    rules: int = 1
 
     @property
     def clock(self) -> Clock:

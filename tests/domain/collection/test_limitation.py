@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from domain.collection.records import EventKind
+from domain.collection.state import RULES_LATEST, CollectionState
 from domain.lifecycle import PaymentInput
 from domain.money import Money
 from domain.playbook import load_playbook_named
@@ -43,3 +44,12 @@ def test_an_acknowledgment_starts_the_five_years_again() -> None:
     templates = [s.send.message.template for s in run.sent]
     assert "formal_notice" in templates
     assert "formal_notice" not in skipped(run)
+
+
+def test_a_new_invoice_starts_on_the_newest_rules_and_an_old_state_keeps_its_own() -> None:
+    # Histories recorded before the edition existed carry no `rules`: they replay on edition 1.
+    state = start(load_playbook_named("default"), date(2026, 4, 1), NOW).state
+    assert state.rules == RULES_LATEST
+    carried = state.model_dump(mode="json")
+    del carried["rules"]
+    assert CollectionState.model_validate(carried).rules == 1
