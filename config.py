@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     # many) replays its history on its next task: a payment on it costs a replay. Each cached
     # invoice costs memory (see README "Performance"), so this bounds the worker's RSS.
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    # Workflow code imports only pass-through modules, so the sandbox need not re-import any
+    # module (the workflow's own included) for each invoice it loads: 40 % less memory per
+    # cached invoice (README "Performance"). Its checks on non-deterministic calls still
+    # apply. False restores the SDK's per-invoice re-import.
+    worker_sandbox_passthrough_all: bool = True
     worker_graceful_shutdown_seconds: float = Field(default=15.0, ge=0)
     # host:port where the worker serves Prometheus metrics (task slots, latencies, failures).
     metrics_bind_address: str | None = None
