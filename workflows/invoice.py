@@ -115,7 +115,9 @@ class InvoiceWorkflow:
         elif input.state is not None and self._legacy is None:
             self._state = from_carried_state(input, now)
         else:
-            self._state = machine.new_state(input.invoice, input.playbook, input.day_seconds, now)
+            self._state = machine.new_state(
+                input.invoice, input.playbook, input.day_seconds, now, rules=input.rules
+            )
         self._input = input
         self._lock = asyncio.Lock()
         self._woken = False

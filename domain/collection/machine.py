@@ -1598,7 +1598,11 @@ def status(state: CollectionState, now: datetime) -> InvoiceStatus:
 
 
 def new_state(
-    invoice: InvoiceFacts, playbook: Playbook, day_seconds: float, now: datetime
+    invoice: InvoiceFacts,
+    playbook: Playbook,
+    day_seconds: float,
+    now: datetime,
+    rules: int = RULES_LATEST,
 ) -> CollectionState:
     return CollectionState(
         invoice=invoice,
@@ -1606,5 +1610,5 @@ def new_state(
         day_seconds=day_seconds,
         anchor=now,
         ledger=Ledger(amount=invoice.amount),
-        rules=RULES_LATEST,
+        rules=rules,
     )
