@@ -141,7 +141,7 @@ def test_a_formal_notice_letter_is_posted_once_through_deliver(
     assert row is not None and row.registered and row.tracking_number
 
 
-def test_a_debtor_without_a_number_fails_the_text_not_the_collection(
+def test_a_debtor_without_a_number_makes_the_text_undeliverable_not_the_collection(
     engine: Engine, tmp_path: Path, twilio: FakeTwilio, maileva: FakeMaileva
 ) -> None:
     with_phone(engine, phone=None)
@@ -151,6 +151,7 @@ def test_a_debtor_without_a_number_fails_the_text_not_the_collection(
         activities.deliver, request(Channel.SMS, "reminder_2", "reminder", Stage.OVERDUE)
     )
 
-    assert outcome.result == SendResult.FAILED
-    assert outcome.reason.startswith("Undeliverable: the debtor has no phone number")
+    # Undeliverable, not failed: the invoice takes the step's fallback channels.
+    assert outcome.result == SendResult.UNDELIVERABLE
+    assert outcome.reason == "the debtor has no phone number"
     assert twilio.requests == 0

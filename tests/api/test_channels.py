@@ -126,15 +126,17 @@ async def call_task(api: Api, number: str) -> dict[str, Any]:
     return task
 
 
-async def delivery_signals(env: WorkflowEnvironment, number: str) -> list[dict[str, Any]]:
-    """The `delivery_event` signals in the invoice workflow's history, decoded."""
+async def delivery_signals(
+    env: WorkflowEnvironment, number: str, name: str = "delivery_event"
+) -> list[dict[str, Any]]:
+    """The `delivery_event` (or `name`) signals in the invoice workflow's history, decoded."""
     history = await invoice_handle(env.client, number).fetch_history()
     found = []
     for event in history.events:
         if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             continue
         attributes = event.workflow_execution_signaled_event_attributes
-        if attributes.signal_name == "delivery_event":
+        if attributes.signal_name == name:
             found.append(json.loads(attributes.input.payloads[0].data))
     return found
 
@@ -373,7 +375,9 @@ def letter_posted(api: Api, number: str, ref: str | None = None) -> str:
     return key
 
 
-async def test_a_received_notice_gives_its_deadline_from_the_receipt(api: Api) -> None:
+async def test_a_received_notice_gives_its_deadline_from_the_receipt(
+    api: Api, dev_env: WorkflowEnvironment
+) -> None:
     await call_task(api, "INV-CH-9")
     key = letter_posted(api, "INV-CH-9")
 
@@ -387,9 +391,18 @@ async def test_a_received_notice_gives_its_deadline_from_the_receipt(api: Api) -
     recorded = response.json()
     assert recorded["letter"]["status"] == "received"
     assert recorded["letter"]["received_on"] == "2026-04-02"
-    # notice_deadline_from: receipt, notice_days 8 (default): 2 April 2026 + 8 days.
-    assert recorded["deadline"] == "2026-04-10"
+    # notice_deadline_from: receipt, 8 business days (the default) in France from Thursday
+    # 2 April 2026: 3 April, then Easter Monday 6 April is a public holiday (Easter Sunday is
+    # 5 April; Code du travail L3133-1), then 7, 8, 9, 10, 13, 14 and 15 April: 15 April 2026.
+    assert recorded["deadline"] == "2026-04-15"
     assert recorded["fallback"] is False
+    # The workflow is told of the receipt, with the deadline its next step waits for.
+    received = await eventually(
+        lambda: delivery_signals(dev_env, "INV-CH-9", "letter_received"), what="a receipt"
+    )
+    assert [(r["step_id"], r["received_on"], r["deadline"]) for r in received] == [
+        ("formal_notice", "2026-04-02", "2026-04-15")
+    ]
     listed = (await api.get("/v1/invoices/INV-CH-9/letters")).json()
     assert [(x["key"], x["tracking_number"]) for x in listed] == [(key, "1A00000000001")]
 
