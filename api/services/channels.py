@@ -17,6 +17,10 @@ workflow as the same `delivery_event` an email bounce produces ("bounce" or "dro
 channel), so the playbook's fallback takes over. Each provider event is recorded once
 (`inbound_event`): a replay changes nothing in the store and is signalled again (workflows
 ignore an event id they have seen).
+
+A registered letter's acknowledgment of receipt goes to the workflow as `letter_received`, with
+the formal notice's deadline when the playbook runs it from receipt (domain/notice.py): the
+invoice records it and its next step waits for that deadline.
 """
 
 from __future__ import annotations

@@ -450,3 +450,20 @@ async def test_maileva_reports_a_letter_not_claimed_and_the_fallback_follows(
         "/v1/webhooks/maileva", json=notification, headers={"Authorization": good}
     )
     assert again.status_code == 201
+
+
+async def test_a_new_number_at_hand_over_uses_texts_and_calls_again(
+    api: Api, dev_env: WorkflowEnvironment
+) -> None:
+    assert (await api.hand_over(late_invoice("INV-CH-20"))).status_code == 201
+    # The back office hands over the same invoice again, with the debtor's new number.
+    again = late_invoice("INV-CH-20", phone="06 98 76 54 32")
+    assert (await api.hand_over(again)).status_code in (200, 201)
+
+    corrected = await eventually(
+        lambda: delivery_signals(dev_env, "INV-CH-20", "contact_corrected"), what="a correction"
+    )
+    assert [c["channels"] for c in corrected] == [["sms", "phone"]]
+    with transaction(api.engine) as session:
+        debtor = session.get(Debtor, "CUST-INV-CH-20")
+    assert debtor is not None and debtor.phone == "+33698765432"
