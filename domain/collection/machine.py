@@ -1748,6 +1748,13 @@ def next_step(state: CollectionState, now: datetime) -> NextStep | None:
         note = f"awaiting decision on approval {state.approval.approval_id}"
     elif step.id in state.retry_at:
         note = state.rejection_note
+    elif state.notice_deadline is not None and now < state.clock.planned_at(
+        state.notice_deadline, 1
+    ):
+        note = (
+            f"waits for the formal notice's deadline, {state.notice_deadline.isoformat()} "
+            "(counted from its receipt)"
+        )
     emails = Channel.EMAIL in step.channels and not state.email_invalid
     return NextStep(
         step_id=step.id,

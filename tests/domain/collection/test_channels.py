@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from domain.collection import machine
 from domain.collection.commands import ContactCorrected, LetterReceived, SendResult, SendSettled
 from domain.collection.records import EventKind
 from domain.collection.state import CollectionState
@@ -201,6 +202,13 @@ def test_the_next_step_waits_for_a_deadline_running_from_receipt() -> None:
             received_on=date(2026, 3, 26),
             deadline=date(2026, 4, 7),
         )
+    )
+    # What people see meanwhile: the call, on the day after the deadline.
+    shown = machine.status(run.state, run.now).next_step
+    assert shown is not None and shown.step_id == "call"
+    assert shown.at == datetime(2026, 4, 8, 9, tzinfo=UTC)
+    assert shown.note == (
+        "waits for the formal notice's deadline, 2026-04-07 (counted from its receipt)"
     )
     # The call (nominally 1 April) waits until the deadline passed: 8 April, 09:00.
     run.advance(timedelta(days=15))
