@@ -54,10 +54,11 @@ def build_worker(
     sender: EmailSender | None = None,
     renderer: Renderer | None = None,
     task_queue: str | None = None,
+    messaging: MessagingActivities | None = None,
 ) -> Worker:
     install_rates(settings, datetime.now(UTC).date())
     progress = ProgressActivities(engine)
-    messaging = MessagingActivities(
+    messaging = messaging or MessagingActivities(
         engine, sender or build_sender(settings), renderer or Renderer(), settings
     )
     mailbox = MailboxActivities(client, messaging)

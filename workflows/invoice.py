@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Command,
         ContactCorrected,
         LateCostsComputed,
+        LetterReceived,
         SendResult,
         SendSettled,
     )
@@ -560,3 +561,9 @@ class InvoiceWorkflow:
         if self._legacy is not None:
             return  # the first shape has no use for it: its bounce stays until it moves over
         await self._command(correction)
+
+    @workflow.signal
+    async def letter_received(self, received: LetterReceived) -> None:
+        if self._legacy is not None:
+            return  # the first shape knows no receipts: its deadline ran from sending
+        await self._command(received, wait=False)

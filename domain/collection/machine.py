@@ -22,6 +22,7 @@ from domain.collection.commands import (
     Command,
     ContactCorrected,
     LateCostsComputed,
+    LetterReceived,
     SendResult,
     SendSettled,
 )
@@ -116,6 +117,13 @@ NOTICES: dict[EventKind, str] = {
     EventKind.HOLD_STARTED: "paused",
     EventKind.HOLD_ENDED: "resumed",
     EventKind.FALLBACK: "email_undeliverable",
+    EventKind.CHANNEL_FALLBACK: "contact_undeliverable",
+}
+CHANNEL_NAMES = {
+    Channel.EMAIL: "Email",
+    Channel.SMS: "SMS",
+    Channel.LETTER: "Letter",
+    Channel.PHONE: "Phone",
 }
 CLOSING_NOTICES = {
     Stage.PAID: "paid",
@@ -397,6 +405,8 @@ def _fresh(state: CollectionState) -> CollectionState:
             "closed_refs": dict(state.closed_refs),
             "calendar_answers": list(state.calendar_answers),
             "acknowledged_on": list(state.acknowledged_on),
+            "invalid_channels": list(state.invalid_channels),
+            "received_on": dict(state.received_on),
         }
     )
 
@@ -500,6 +510,8 @@ class _Run:
 
     def channels(self, step: Step) -> list[Channel]:
         """The step's channels, email replaced by its fallback while the address is invalid."""
+        if self.s.rules >= 2:
+            return self.usable_channels(step)
         channels: list[Channel] = []
         for channel in step.channels:
             replacements = (
@@ -519,6 +531,8 @@ class _Run:
         """A debtor message outside the playbook's steps (thank-you, installment reminder):
         routed like a step's email, by its fallback while the address is invalid."""
         channels = [Channel.LETTER] if self.s.email_invalid else [Channel.EMAIL]
+        if self.s.rules >= 2:
+            channels = [c for c in channels if not channel_invalid(self.s, c)]
         for channel in channels:
             self.send(
                 Message(
@@ -592,6 +606,8 @@ class _Run:
                 self.settled(command)
             case LateCostsComputed():
                 self.late_costs(command)
+            case LetterReceived():
+                self.letter_received(command)
 
     def payment(self, payment: PaymentInput) -> None:
         known = self.s.ledger.payments.get(payment.reference)
@@ -979,6 +995,10 @@ class _Run:
     def delivery(self, event: DeliveryEvent) -> None:
         if self.seen(event.event_id):
             return
+        if self.s.rules >= 2:
+            if event.kind in UNDELIVERABLE:
+                self.channel_failed(event.channel, event.step_id, event.reason or event.kind)
+            return
         if event.kind not in UNDELIVERABLE or event.channel != Channel.EMAIL.value:
             return
         if self.s.email_invalid:
@@ -992,6 +1012,9 @@ class _Run:
 
     def contact_corrected(self, correction: ContactCorrected) -> None:
         if self.seen(correction.event_id):
+            return
+        if self.s.rules >= 2:
+            self.channels_corrected(correction)
             return
         was_invalid = self.s.email_invalid
         self.s.email_invalid = False
@@ -1020,7 +1043,18 @@ class _Run:
                     f"{message.channel.value} for {message.step_id} waits for "
                     f"{settled.next_day.isoformat()}: the debtor already had a message that day",
                 )
-            case SendResult.FAILED:
+            case SendResult.UNDELIVERABLE if (
+                self.s.rules >= 2 and message.recipient == Recipient.DEBTOR
+            ):
+                if not self.channel_failed(message.channel, message.step_id, settled.reason):
+                    self.record(
+                        EventKind.MESSAGE_FAILED,
+                        f"failed:{message.step_id}:{message.channel.value}:debtor",
+                        f"{message.channel.value} for {message.step_id} cannot reach the debtor: "
+                        f"{settled.reason}",
+                    )
+            case SendResult.FAILED | SendResult.UNDELIVERABLE:
+                # (Before rules 2, a message undeliverable at send time was only a failure.)
                 self.record(
                     EventKind.MESSAGE_FAILED,
                     f"failed:{message.step_id}:{message.channel.value}:{message.recipient.value}",
@@ -1234,6 +1268,9 @@ class _Run:
 
     def fallback(self, step_id: str) -> None:
         """The email of `step_id` bounced: the step goes out again on its fallback channels."""
+        if self.s.rules >= 2:
+            self.fallback_from(step_id)
+            return
         step = next((s for s in self.s.playbook.steps if s.id == step_id), None)
         if step is None:
             return
@@ -1246,6 +1283,145 @@ class _Run:
             f"fallback:{step.id}",
             f"Email for {step.id} undeliverable: sent again by "
             + ", ".join(c.value for c in step.fallback),
+        )
+
+    # ---------------------------------------------------------------- every channel (rules 2)
+
+    def usable_channels(self, step: Step) -> list[Channel]:
+        """The step's channels, each that cannot reach the debtor replaced by the step's
+        fallback channels that still can."""
+        channels: list[Channel] = []
+        for channel in step.channels:
+            replacements = self.fallbacks(step) if channel_invalid(self.s, channel) else [channel]
+            channels += [c for c in replacements if c not in channels]
+        return channels
+
+    def fallbacks(self, step: Step) -> list[Channel]:
+        return [c for c in step.fallback if not channel_invalid(self.s, c)]
+
+    def channel_failed(self, value: str, step_id: str, reason: str) -> bool:
+        """A channel did not reach the debtor: it is not used again until the contact is
+        corrected, and the step it failed for goes out again on its fallback (once per step).
+        False if the channel was already known not to reach them."""
+        try:
+            channel = Channel(value)
+        except ValueError:
+            return False
+        if channel_invalid(self.s, channel):
+            return False
+        if channel == Channel.EMAIL:
+            self.s.email_invalid = True
+        else:
+            self.s.invalid_channels.append(channel)
+            self.record(
+                EventKind.CHANNEL_INVALID,
+                f"invalid:{channel.value}:{self.s.revision}",
+                f"{CHANNEL_NAMES[channel]} cannot reach the debtor ({reason}): not used again "
+                "until the contact is corrected",
+                detail={"channel": channel.value, "step": step_id, "reason": reason},
+            )
+        ref = f"fallback:{step_id}"
+        known = any(step.id == step_id for step in self.s.playbook.steps)
+        if known and ref not in self.s.closed_refs and step_id not in self.s.fallback_due:
+            self.s.closed_refs[ref] = f"due:{channel.value}"
+            self.s.fallback_due.append(step_id)
+        return True
+
+    def fallback_from(self, step_id: str) -> None:
+        """A channel of `step_id` did not reach the debtor: the step goes out again on its
+        fallback channels that still can, other than those it already used."""
+        step = next((s for s in self.s.playbook.steps if s.id == step_id), None)
+        if step is None:
+            return
+        ref = f"fallback:{step_id}"
+        due = self.s.closed_refs.get(ref, "")
+        failed = Channel(due.removeprefix("due:")) if due.startswith("due:") else Channel.EMAIL
+        self.s.closed_refs[ref] = "sent"
+        used = [c for c in step.channels if c != failed and not channel_invalid(self.s, c)]
+        channels = [c for c in self.fallbacks(step) if c not in used]
+        for channel in channels:
+            if channel == Channel.PHONE:
+                self.call_task(step)
+                continue
+            message = self.step_message(step, channel, Recipient.DEBTOR, step.template)
+            self.send(message.model_copy(update={"step_id": f"{step.id}_fallback"}))
+        then = (
+            "sent again by " + ", ".join(c.value for c in channels)
+            if channels
+            else "no other channel of the step can reach the debtor; correct the contact"
+        )
+        if failed == Channel.EMAIL:
+            self.record(
+                EventKind.FALLBACK,
+                f"fallback:{step.id}",
+                f"Email for {step.id} undeliverable: {then}",
+            )
+            return
+        self.record(
+            EventKind.CHANNEL_FALLBACK,
+            f"fallback:{step.id}:{failed.value}",
+            f"{CHANNEL_NAMES[failed]} for {step.id} did not reach the debtor: {then}",
+            detail={"failed": failed.value, "fallback": ",".join(c.value for c in channels)},
+        )
+
+    def channels_corrected(self, correction: ContactCorrected) -> None:
+        """The contact was corrected: the channels it names are used again."""
+        cleared = [c for c in correction.channels if channel_invalid(self.s, c)]
+        if Channel.EMAIL in correction.channels:
+            self.s.email_invalid = False
+        self.s.invalid_channels = [
+            c for c in self.s.invalid_channels if c not in correction.channels
+        ]
+        used_again = ", ".join(c.value for c in cleared)
+        self.record(
+            EventKind.CONTACT_CORRECTED,
+            f"contact:{correction.event_id}",
+            f"Contact details corrected by {correction.by}"
+            + (f": {correction.reason}" if correction.reason else "")
+            + (
+                f"; {used_again} {'is' if len(cleared) == 1 else 'are'} used again"
+                if cleared
+                else ""
+            ),
+            detail={
+                "by": correction.by,
+                "channels": ",".join(c.value for c in correction.channels),
+            },
+        )
+
+    def letter_received(self, received: LetterReceived) -> None:
+        """A registered letter's acknowledgment of receipt: recorded; for the formal notice
+        whose deadline runs from receipt, later steps wait until that deadline passed."""
+        if self.seen(received.event_id):
+            return
+        s = self.s
+        step_id = received.step_id.removesuffix("_fallback")
+        step = next((st for st in s.playbook.steps if st.id == step_id), None)
+        s.received_on[received.step_id] = received.received_on
+        deadline = None
+        if (
+            step is not None
+            and step.stage == Stage.FORMAL_NOTICE
+            and s.playbook.notice_deadline_from == "receipt"
+            and received.deadline is not None
+        ):
+            deadline = received.deadline
+            s.notice_deadline = max(deadline, s.notice_deadline or deadline)
+        on = received.received_on.isoformat()
+        detail = {"step": received.step_id, "received_on": on}
+        if deadline is not None:
+            detail["deadline"] = deadline.isoformat()
+        self.record(
+            EventKind.LETTER_RECEIVED,
+            f"received:{received.step_id}",
+            f"Registered letter for {received.step_id} received on {on}"
+            + (
+                f": the formal notice's deadline is {deadline.isoformat()}, the next step waits "
+                "for it"
+                if deadline is not None
+                else ""
+            ),
+            detail=detail,
         )
 
     def held(self) -> bool:
@@ -1428,6 +1604,9 @@ def step_question(state: CollectionState, step: Step) -> CalendarQuestion:
     floors = [state.not_before, state.retry_at.get(step.id)]
     if state.last_action_at is not None:
         floors.append(state.last_action_at + clock.days(state.playbook.min_gap_days))
+    if state.notice_deadline is not None:
+        # The formal notice's deadline ran from receipt: nothing follows before it passed.
+        floors.append(clock.planned_at(state.notice_deadline, 1))
     earliest = max((f for f in floors if f is not None), default=None)
     return CalendarQuestion(
         day=state.invoice.due_date + timedelta(days=step.offset_days),
@@ -1531,6 +1710,13 @@ def wake_at(state: CollectionState, now: datetime) -> datetime | None:
     return min(candidates)
 
 
+def channel_invalid(state: CollectionState, channel: Channel) -> bool:
+    """Whether `channel` is known not to reach the debtor (until the contact is corrected)."""
+    if channel == Channel.EMAIL:
+        return state.email_invalid
+    return channel in state.invalid_channels
+
+
 def _current(state: CollectionState) -> Step | None:
     steps = state.playbook.steps
     return steps[state.step_index] if state.step_index < len(steps) else None
@@ -1562,6 +1748,13 @@ def next_step(state: CollectionState, now: datetime) -> NextStep | None:
         note = f"awaiting decision on approval {state.approval.approval_id}"
     elif step.id in state.retry_at:
         note = state.rejection_note
+    elif state.notice_deadline is not None and now < state.clock.planned_at(
+        state.notice_deadline, 1
+    ):
+        note = (
+            f"waits for the formal notice's deadline, {state.notice_deadline.isoformat()} "
+            "(counted from its receipt)"
+        )
     emails = Channel.EMAIL in step.channels and not state.email_invalid
     return NextStep(
         step_id=step.id,

@@ -46,6 +46,13 @@ class EventKind(StrEnum):
     MESSAGE_DEFERRED = "message_deferred"
     MESSAGE_UNKNOWN = "message_unknown"
     LATE_PAYMENT_COSTS = "late_payment_costs"
+    # A text, a letter or a call failed to reach the debtor: the step went out again on its
+    # fallback channels (an email's is FALLBACK, as it always was).
+    CHANNEL_FALLBACK = "channel_fallback"
+    # A channel can no longer reach the debtor (told once, when it is first known).
+    CHANNEL_INVALID = "channel_invalid"
+    # A registered letter's acknowledgment of receipt.
+    LETTER_RECEIVED = "letter_received"
 
 
 class ApprovalChange(BaseModel):
