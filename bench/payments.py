@@ -104,7 +104,7 @@ async def _bare(bench: Bench, open_: int, payments: int, seed: int) -> tuple[lis
     progress(f"bare: {payments} updates, one after the other")
     latencies = []
     for i in random.Random(seed).sample(range(open_), payments):
-        handle = bench.client.get_workflow_handle_for(BareWorkflow.run, f"bare-{stamp}-{i}")
+        handle = bench.client.get_workflow_handle(f"bare-{stamp}-{i}")
         started = time.perf_counter()
         await handle.execute_update(BareWorkflow.pay)
         latencies.append(time.perf_counter() - started)
