@@ -234,6 +234,9 @@ class CollectionState(BaseModel):
     closed: bool = False
     notified_stage: Stage | None = None
     rules: int = 1
+    # The limitation date collectors were last warned of (rules 2): once per date; an
+    # acknowledgment that moves the date allows a new warning before the new one.
+    limitation_warned: date | None = None
 
     @property
     def clock(self) -> Clock:
