@@ -18,6 +18,9 @@ from domain.playbook import Playbook
 # The workflow's code runs the collection machine from this marker on; histories without it
 # were recorded by the first released shape (workflows/legacy/invoice_v1.py).
 MACHINE_PATCH = "collection-machine"
+# A new invoice starts on the newest edition of the rules (domain/collection/state.py) from this
+# marker on; a history started without it replays on edition 1, as it was recorded.
+RULES_PATCH = "collection-rules-2"
 
 
 class InvoiceWorkflowInput(BaseModel):

@@ -25,8 +25,12 @@ NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
 # Due 15 October 2021: limitation date 15 October 2026 (+5 years), collectors warned from
 # 15 April 2026 (6 months before).
 DUE = date(2021, 10, 15)
-# No steps: the invoice only goes overdue, so nothing but limitation happens to it.
-QUIET = load_playbook_named("default").model_copy(update={"steps": []})
+# One reminder, 20 years after the due date: the invoice only goes overdue, so nothing but
+# limitation happens to it.
+_DEFAULT = load_playbook_named("default")
+QUIET = _DEFAULT.model_copy(
+    update={"steps": (_DEFAULT.steps[1].model_copy(update={"offset_days": 7300}),)}
+)
 
 
 def limitation_tasks(run: Run) -> list[EventRecord]:
