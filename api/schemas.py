@@ -555,6 +555,7 @@ _ERROR_MEANINGS = {
     403: "The API key's role may not do this, or a four-eyes rule forbids it",
     404: "Unknown resource",
     409: "The request conflicts with the invoice's current state",
+    410: "The signed link has expired: ask for a new one",
     413: "The body is too large",
     422: "Invalid fields: each one in `errors`, with its location",
     500: "A bug or a broken server configuration: nothing the client can fix",
