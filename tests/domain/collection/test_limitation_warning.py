@@ -13,7 +13,7 @@ from decimal import Decimal
 from domain.collection import machine
 from domain.collection.commands import LateCostsComputed
 from domain.collection.records import EventKind, EventRecord
-from domain.holds import PromiseToPay
+from domain.holds import DisputeOpen, PromiseToPay
 from domain.law import InterestSegment, LatePaymentCosts, RateBasis
 from domain.lifecycle import PaymentInput
 from domain.money import Money
@@ -107,6 +107,25 @@ def test_the_warning_is_cancelled_when_the_invoice_is_paid() -> None:
     cancelled = limitation_tasks(run)[-1]
     assert cancelled.task is not None and cancelled.task.status == "cancelled"
     assert machine.status(run.state, run.now).limitation_date is None
+
+
+def test_a_dispute_does_not_stop_the_warning() -> None:
+    # Limitation runs during a dispute (only an acknowledgment or a court action interrupts
+    # it): opened on 2 April 2026, the warning still comes on 15 April 2026.
+    run = start(QUIET, DUE, NOW)
+    run.advance(datetime(2026, 4, 2, 10, tzinfo=UTC) - NOW)
+    run.command(DisputeOpen(dispute_id="D-1", reason="quantity", opened_by="erp"))
+    run.advance(timedelta(days=14))
+    [warning] = limitation_tasks(run)
+    assert warning.at == datetime(2026, 4, 15, 9, tzinfo=UTC)
+
+
+def test_a_claim_already_time_barred_gets_no_warning() -> None:
+    # Due 1 February 2021: barred since 2 February 2026, before this hand-over.
+    run = start(QUIET, date(2021, 2, 1), NOW)
+    run.advance(timedelta(days=60))
+    assert limitation_tasks(run) == []
+    assert machine.status(run.state, run.now).limitation_date == date(2026, 2, 1)
 
 
 def test_an_invoice_on_the_first_rules_is_not_warned() -> None:
