@@ -168,6 +168,11 @@ class Settings(BaseSettings):
     portal_link_days: float = Field(default=60, gt=0)
     # Where debtors reach the API from (links in messages, payment return pages).
     public_url: str = "http://127.0.0.1:8000"
+    # Signs the link to the legal file in the legal partner's hand-off message (HMAC-SHA256);
+    # unset, the message carries no link (the file is then sent on request) and
+    # /v1/legal-files answers 404. Links stay valid `dossier_link_days`.
+    dossier_link_secret: SecretStr | None = None
+    dossier_link_days: float = Field(default=30, gt=0)
     # Who the debtor can write to or call about their invoices.
     creditor_contact_email: str = "recouvrement@example.com"
     creditor_contact_phone: str | None = None
@@ -201,6 +206,9 @@ class Settings(BaseSettings):
         secret = self.portal_secret
         if secret and len(secret.get_secret_value()) < 32:
             raise ValueError("RELANCE_PORTAL_SECRET must be at least 32 characters")
+        dossier = self.dossier_link_secret
+        if dossier and len(dossier.get_secret_value()) < 32:
+            raise ValueError("RELANCE_DOSSIER_LINK_SECRET must be at least 32 characters")
         if self.stripe_api_key and not self.stripe_webhook_secret:
             raise ValueError(
                 "RELANCE_STRIPE_API_KEY needs RELANCE_STRIPE_WEBHOOK_SECRET: payments are "

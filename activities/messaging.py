@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
@@ -36,6 +36,7 @@ from activities.letters.provider import PostalProvider, build_postal_provider
 from activities.sms.channel import send_sms
 from activities.sms.message import SmsSender, build_sms_sender
 from config import Settings
+from domain.dossier_link import dossier_link
 from domain.law import AmountDue, LatePaymentCosts
 from domain.money import Money
 from domain.notice import deadline_after
@@ -333,6 +334,8 @@ class MessagingActivities:
         context = self._context(request, invoice, debtor, payments, language)
         if portal_url is not None:
             context = context.model_copy(update={"portal_url": portal_url})
+        if request.recipient == Recipient.LEGAL_PARTNER:
+            context = context.model_copy(update=self.dossier_link(invoice.number))
         # Template errors go to the caller: a send records them, a preview reports them.
         rendered = self._renderer.render(request.template, context)
         to_email, to_name = self._address(request.recipient, debtor)
@@ -357,6 +360,21 @@ class MessagingActivities:
         return personal_link(
             self._settings.public_url, secret.get_secret_value(), debtor_id, version
         )
+
+    def dossier_link(self, number: str) -> dict[str, object]:
+        """The legal file's signed link and its expiry, for the legal partner (none while
+        RELANCE_DOSSIER_LINK_SECRET is unset: the message then offers the file on request)."""
+        secret = self._settings.dossier_link_secret
+        if secret is None:
+            return {}
+        url, expires = dossier_link(
+            self._settings.public_url,
+            secret.get_secret_value(),
+            number,
+            now=datetime.now(UTC),
+            valid_for=timedelta(days=self._settings.dossier_link_days),
+        )
+        return {"dossier_url": url, "dossier_expires": expires.date()}
 
     def _address(self, recipient: Recipient, debtor: Debtor) -> tuple[str, str | None]:
         match recipient:

@@ -77,6 +77,7 @@ class BackofficeEventKind(StrEnum):
     RESUMED = "resumed"
     EMAIL_UNDELIVERABLE = "email_undeliverable"
     HANDED_OFF = "handed_off"
+    # Paid after its due date: sent once the late-payment costs are known, with them in data.
     PAID = "paid"
     CANCELLED = "cancelled"
     WRITTEN_OFF = "written_off"

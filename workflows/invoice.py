@@ -341,6 +341,7 @@ class InvoiceWorkflow:
                     stage=notice.stage.value,
                     outstanding=notice.outstanding,
                     occurred_at=notice.at,
+                    data=notice.data,
                 ),
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 schedule_to_close_timeout=NOTIFY_DEADLINE,

@@ -32,8 +32,10 @@ from api.idempotency import Idempotency
 from api.schemas import (
     ApprovalPublic,
     HistoryEntry,
+    InterestSegmentPublic,
     InvoiceCreate,
     InvoicePublic,
+    LatePaymentCostsPublic,
     MoneyPublic,
     NextStepPublic,
     PaymentCreate,
@@ -43,6 +45,7 @@ from api.schemas import (
 from api.services import debtors
 from config import Settings
 from domain.holds import HoldRequest
+from domain.law import LatePaymentCosts
 from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceFacts, PaymentInput, Stage
 from domain.money import Money
 from domain.playbook import Channel, Playbook
@@ -439,6 +442,38 @@ def invoice_public(
         else [_payment_public(p) for p in payments_of(session, invoice.number)],
         playbook=invoice.playbook,
         playbook_version=invoice.playbook_version,
+        limitation_date=invoice.limitation_date,
+        late_payment_costs=_late_costs_public(invoice),
+    )
+
+
+def _late_costs_public(invoice: Invoice) -> LatePaymentCostsPublic | None:
+    if invoice.late_payment_costs is None:
+        return None
+    costs = LatePaymentCosts.model_validate(invoice.late_payment_costs)
+    return LatePaymentCostsPublic(
+        interest=MoneyPublic.from_money(costs.interest),
+        indemnity=MoneyPublic.from_money(costs.indemnity),
+        total=MoneyPublic.from_money(costs.total),
+        indemnity_in_total=costs.indemnity_in_total,
+        currency=costs.total.currency,
+        paid_on=costs.paid_on,
+        days_late=costs.days_late,
+        provisional=costs.provisional,
+        segments=[
+            InterestSegmentPublic(
+                principal=MoneyPublic.from_money(segment.principal),
+                start=segment.start,
+                end=segment.end,
+                days=segment.days,
+                rate=str(segment.rate),
+                basis=segment.basis.value,
+                clause=segment.clause,
+                half_year=segment.half_year,
+                provisional=segment.provisional,
+            )
+            for segment in costs.segments
+        ],
     )
 
 

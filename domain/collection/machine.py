@@ -68,7 +68,7 @@ from domain.holds import (
     PromiseToPay,
     ResumeRequest,
 )
-from domain.law import Paid, limitation_status
+from domain.law import LatePaymentCosts, LimitationStatus, Paid, limitation_status
 from domain.lifecycle import (
     ESCALATION_ORDER,
     TERMINAL_STAGES,
@@ -167,6 +167,8 @@ class Notify(BaseModel):
     stage: Stage
     outstanding: Money
     at: datetime
+    # Kind-specific details, flat strings (a `paid` event's late-payment costs).
+    data: dict[str, str] = {}
 
 
 Effect = Send | Record | Notify | ComputeLateCosts
@@ -446,6 +448,7 @@ class _Run:
         plan: PlanChange | None = None,
         task: TaskChange | None = None,
         playbook: tuple[str, int] | None = None,
+        late_costs: LatePaymentCosts | None = None,
     ) -> None:
         self.s.revision += 1
         self.effects.append(
@@ -462,12 +465,20 @@ class _Run:
                     plan=plan,
                     task=task,
                     playbook=playbook,
+                    late_costs=late_costs,
                 )
             )
         )
-        self.notify(kind, key, plan)
+        # The back office gets the amounts of late-payment costs; other details stay inside.
+        self.notify(kind, key, plan, detail if kind == EventKind.LATE_PAYMENT_COSTS else None)
 
-    def notify(self, kind: EventKind, key: str, plan: PlanChange | None) -> None:
+    def notify(
+        self,
+        kind: EventKind,
+        key: str,
+        plan: PlanChange | None,
+        data: dict[str, str] | None = None,
+    ) -> None:
         stage = self.s.shown_stage
         notice: str | None
         if kind == EventKind.CLOSED:
@@ -488,6 +499,8 @@ class _Run:
         if notice is None:
             return
         self.s.notified_stage = stage
+        if notice == CLOSING_NOTICES[Stage.PAID] and self.paid_awaits_costs():
+            return
         self.effects.append(
             Notify(
                 kind=notice,
@@ -495,6 +508,7 @@ class _Run:
                 stage=stage,
                 outstanding=self.s.outstanding,
                 at=self.now,
+                data=data or {},
             )
         )
 
@@ -642,7 +656,9 @@ class _Run:
             summary,
             payment=PaymentChange(result=result, received_on=payment.received_on),
         )
-        self.reply = result.model_copy(update={"revision": self.s.revision})
+        self.reply = result.model_copy(
+            update={"revision": self.s.revision, "limitation_date": shown_limitation(self.s)}
+        )
         # The same reference again gets this same answer.
         ledger.payments[payment.reference] = RecordedPayment(
             result=self.reply, received_on=payment.received_on
@@ -1109,6 +1125,8 @@ class _Run:
             return True
         if s.stage in TERMINAL_STAGES:
             return False
+        if self.watch_limitation():
+            return True
         if s.hold is not None:
             return self.held()
         if s.fallback_due:
@@ -1543,6 +1561,7 @@ class _Run:
             paid = s.ledger.paid
             self.to_debtor("thank_you", "thank_you", Tone.FRIENDLY, (Stage.PAID,), paid=paid)
             self.ask_late_costs()
+        self.end_limitation_watch()
         self.record(EventKind.CLOSED, "closed", f"Collection ended: {s.stage}")
 
     def ask_late_costs(self) -> None:
@@ -1568,23 +1587,19 @@ class _Run:
                     "late_costs",
                     f"Paid late, but its late-payment costs are not computed: {computed.error}",
                 )
+            self.paid_notice({"late_payment_costs_error": computed.error} if computed.error else {})
             return
+        detail = late_costs_data(costs)
         self.record(
             EventKind.LATE_PAYMENT_COSTS,
             "late_costs",
             f"Paid {costs.days_late} days late: {costs.interest} interest and {costs.indemnity} "
             f"indemnity owed (L441-10 II, D441-5), {costs.total} in all"
             + (" (provisional rate)" if costs.provisional else ""),
-            detail={
-                "interest": str(costs.interest.amount),
-                "indemnity": str(costs.indemnity.amount),
-                "total": str(costs.total.amount),
-                "currency": costs.total.currency,
-                "paid_on": costs.paid_on.isoformat(),
-                "days_late": str(costs.days_late),
-                "provisional": str(costs.provisional).lower(),
-            },
+            detail=detail,
+            late_costs=costs,
         )
+        self.paid_notice(detail)
         if self.s.playbook.late_payment_costs == LatePaymentCostsAction.STATEMENT:
             self.to_debtor(
                 "late_payment_statement",
@@ -1592,6 +1607,122 @@ class _Run:
                 Tone.FORMAL,
                 (Stage.PAID,),
             )
+
+    def paid_awaits_costs(self) -> bool:
+        """Rules 2: an invoice paid late tells the back office `paid` once its late-payment
+        costs are known, with them, rather than before them (the costs are an activity's
+        answer, after the settlement)."""
+        return self.s.rules >= 2 and any(isinstance(e, ComputeLateCosts) for e in self.effects)
+
+    def paid_notice(self, data: dict[str, str]) -> None:
+        """The `paid` notice held back by `paid_awaits_costs`, now with the costs."""
+        s = self.s
+        if s.rules < 2 or s.stage != Stage.PAID:
+            return
+        notice = CLOSING_NOTICES[Stage.PAID]
+        self.effects.append(
+            Notify(
+                kind=notice,
+                event_id=keys.backoffice_event_id(s.invoice.number, notice, "closed"),
+                stage=s.shown_stage,
+                outstanding=s.outstanding,
+                at=self.now,
+                data=data,
+            )
+        )
+
+    # ---------------------------------------------------------------- limitation
+
+    def watch_limitation(self) -> bool:
+        """Rules 2: six months before the claim becomes time-barred, a collector task: act
+        (a court action interrupts limitation) or get the debt acknowledged. Once per
+        limitation date; when an acknowledgment moves the date, the old warning is answered."""
+        s = self.s
+        if s.rules < 2:
+            return False
+        limitation = limitation_of(s, self.today)
+        warned = s.limitation_warned
+        if warned is not None and warned != limitation.limitation_date:
+            s.limitation_warned = None
+            self.limitation_task(warned, "done", "acknowledged: limitation starts afresh")
+            return True
+        if warned is not None or not limitation.warn:
+            return False
+        s.limitation_warned = limitation.limitation_date
+        self.limitation_task(limitation.limitation_date, "open", "")
+        return True
+
+    def end_limitation_watch(self) -> None:
+        """An invoice paid, cancelled or written off needs no action before its limitation
+        date (a handed-off one does: its partner must act in time)."""
+        s = self.s
+        warned = s.limitation_warned
+        if warned is None or s.stage == Stage.HANDED_OFF:
+            return
+        s.limitation_warned = None
+        self.limitation_task(warned, "cancelled", f"invoice {s.stage}")
+
+    def limitation_task(self, deadline: date, status: str, why: str) -> None:
+        number, day = self.s.invoice.number, deadline.isoformat()
+        title = f"Invoice {number}: limitation on {day}: act or acknowledge"
+        summary = (
+            f"{title} (5 years, Code de commerce L110-4; a formal notice does not interrupt it)"
+            if status == "open"
+            else f"Limitation warning for {day} {status}: {why}"
+        )
+        self.record(
+            EventKind.TASK_OPENED if status == "open" else EventKind.LIMITATION_WARNING_CLOSED,
+            f"limitation:{day}" if status == "open" else f"limitation:{day}:{status}",
+            summary,
+            detail={"limitation_date": day},
+            task=TaskChange(
+                task_id=keys.limitation_task_id(number, deadline),
+                kind="limitation",
+                status=status,
+                at=self.now,
+                title=title,
+                due_at=self.s.clock.planned_at(deadline, 0),
+            ),
+        )
+
+
+def late_costs_data(costs: LatePaymentCosts) -> dict[str, str]:
+    """The late-payment costs as flat strings, for the timeline and the back office."""
+    return {
+        "interest": str(costs.interest.amount),
+        "indemnity": str(costs.indemnity.amount),
+        "indemnity_currency": costs.indemnity.currency,
+        "total": str(costs.total.amount),
+        "currency": costs.total.currency,
+        "paid_on": costs.paid_on.isoformat(),
+        "days_late": str(costs.days_late),
+        "provisional": str(costs.provisional).lower(),
+    }
+
+
+def limitation_of(state: CollectionState, today: date) -> LimitationStatus:
+    """The claim against limitation on `today`, from the acknowledgments the state holds."""
+    return limitation_status(state.invoice.due_date, state.acknowledged_on, today)
+
+
+def shown_limitation(state: CollectionState) -> date | None:
+    """The limitation date people see; None once nothing is owed (paid or cancelled)."""
+    if state.stage in (Stage.PAID, Stage.CANCELLED):
+        return None
+    return limitation_of(state, state.invoice.due_date).limitation_date
+
+
+def limitation_wake_at(state: CollectionState, now: datetime) -> list[datetime]:
+    """When `watch_limitation` has something to do (rules 2 only: saved histories replay)."""
+    if state.rules < 2 or state.stage in TERMINAL_STAGES:
+        return []
+    limitation = limitation_of(state, state.clock.calendar_date(now))
+    warned = state.limitation_warned
+    if warned is not None:
+        return [now] if warned != limitation.limitation_date else []
+    if limitation.time_barred:
+        return []
+    return [state.clock.planned_at(limitation.warn_from, 0)]
 
 
 # ---------------------------------------------------------------------------------- planning
@@ -1627,7 +1758,7 @@ def skip_reason(state: CollectionState, step: Step, now: datetime) -> str | None
         return "the due date has already passed"
     if step.stage in (Stage.FORMAL_NOTICE, Stage.LEGAL):
         today = clock.calendar_date(now)
-        limitation = limitation_status(state.invoice.due_date, state.acknowledged_on, today)
+        limitation = limitation_of(state, today)
         if limitation.time_barred:
             return (
                 f"the claim is time-barred since {limitation.limitation_date.isoformat()} "
@@ -1693,9 +1824,11 @@ def wake_at(state: CollectionState, now: datetime) -> datetime | None:
     ]
     if state.stage in TERMINAL_STAGES:
         return min(deferred, default=None)
+    # Deferred messages, and the limitation warning (which a hold does not stop).
+    due = [*deferred, *limitation_wake_at(state, now)]
     if state.hold is not None:
-        return min([hold_wake_at(state, now), *deferred])
-    candidates = [now + state.clock.days(IDLE_TICK_DAYS), *deferred]
+        return min([hold_wake_at(state, now), *due])
+    candidates = [now + state.clock.days(IDLE_TICK_DAYS), *due]
     if state.fallback_due:
         candidates.append(now)
     if state.approval is not None:
@@ -1787,6 +1920,7 @@ def status(state: CollectionState, now: datetime) -> InvoiceStatus:
         else None,
         overpayment=state.ledger.overpayment if state.stage == Stage.PAID else None,
         revision=state.revision,
+        limitation_date=shown_limitation(state),
     )
 
 

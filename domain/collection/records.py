@@ -10,6 +10,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from domain.holds import Installment
+from domain.law import LatePaymentCosts
 from domain.lifecycle import ApprovalStatus, PaymentResult
 from domain.money import Money
 
@@ -53,6 +54,8 @@ class EventKind(StrEnum):
     CHANNEL_INVALID = "channel_invalid"
     # A registered letter's acknowledgment of receipt.
     LETTER_RECEIVED = "letter_received"
+    # A limitation warning's task closed (the date moved, or nothing is owed any more).
+    LIMITATION_WARNING_CLOSED = "limitation_warning_closed"
 
 
 class ApprovalChange(BaseModel):
@@ -116,3 +119,6 @@ class EventRecord(BaseModel):
     task: TaskChange | None = None
     # Set when an operator moved the invoice to another playbook.
     playbook: tuple[str, int] | None = None
+    # The late-payment costs of an invoice paid late, segments included (the read model keeps
+    # them for `GET /v1/invoices/{n}`).
+    late_costs: LatePaymentCosts | None = None

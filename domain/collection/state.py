@@ -243,6 +243,9 @@ class CollectionState(BaseModel):
     received_on: dict[str, date] = {}
     # The formal notice's deadline when it runs from receipt: later steps wait until it passed.
     notice_deadline: date | None = None
+    # The limitation date collectors were last warned of (rules 2): once per date; an
+    # acknowledgment that moves the date allows a new warning before the new one.
+    limitation_warned: date | None = None
 
     @property
     def clock(self) -> Clock:
