@@ -56,6 +56,7 @@ with workflow.unsafe.imports_passed_through():
         PromiseToPay,
         ResumeRequest,
     )
+    from domain.legal import LegalUpdate, MediationResult
     from domain.lifecycle import (
         DecisionResult,
         EscalationDecision,
@@ -143,7 +144,9 @@ class InvoiceWorkflow:
                 # next day, like a thank-you on a day the debtor already had a message).
                 await self._quiesce()
                 if machine.wake_at(self._state, workflow.now()) is None:
-                    break
+                    if machine.ended(self._state):
+                        break
+                    await self._wait_for_people()
                 continue
             if self._history_is_long():
                 await self._quiesce()
@@ -184,6 +187,12 @@ class InvoiceWorkflow:
         # Always a timeout: switching between none and one would be non-deterministic.
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._woken, timeout=delay)
+
+    async def _wait_for_people(self) -> None:
+        """Open with nothing planned (handed off to the legal partner): no timer at all; a
+        person's Update (a payment, the partner's progress, a closure) wakes the loop."""
+        self._woken = False
+        await workflow.wait_condition(lambda: self._woken)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -558,3 +567,31 @@ class InvoiceWorkflow:
         if self._legacy is not None:
             return  # the first shape has no use for it: its bounce stays until it moves over
         await self._command(correction)
+
+    @workflow.update
+    async def record_mediation(self, result: MediationResult) -> InvoiceStatus:
+        await self._command(result)
+        return self.status()
+
+    @record_mediation.validator
+    def _validate_mediation(self, result: MediationResult) -> None:
+        self._new_only()
+        self._validate(result)
+
+    @workflow.update
+    async def update_legal(self, update: LegalUpdate) -> InvoiceStatus:
+        await self._command(update)
+        return self.status()
+
+    @update_legal.validator
+    def _validate_legal(self, update: LegalUpdate) -> None:
+        self._new_only()
+        self._validate(update)
+
+    def _new_only(self) -> None:
+        if self._legacy is not None:
+            raise ApplicationError(
+                "this invoice runs the first collection shape: it has no mediation outcome or "
+                "legal file until its next continue-as-new",
+                type=ErrorType.NOT_SUPPORTED,
+            )

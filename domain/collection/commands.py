@@ -26,6 +26,7 @@ from domain.holds import (
     ResumeRequest,
 )
 from domain.law import LatePaymentCosts
+from domain.legal import LegalUpdate, MediationResult
 from domain.lifecycle import EscalationDecision, PaymentInput
 
 
@@ -87,4 +88,6 @@ Command = (
     | CalendarAnswered
     | SendSettled
     | LateCostsComputed
+    | MediationResult
+    | LegalUpdate
 )

@@ -46,6 +46,9 @@ class EventKind(StrEnum):
     MESSAGE_DEFERRED = "message_deferred"
     MESSAGE_UNKNOWN = "message_unknown"
     LATE_PAYMENT_COSTS = "late_payment_costs"
+    MEDIATION_ENDED = "mediation_ended"
+    HANDED_OFF = "handed_off"
+    LEGAL_UPDATED = "legal_updated"
 
 
 class ApprovalChange(BaseModel):

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from domain.legal import LegalFile, Mediation
 from domain.lifecycle import InvoiceFacts, PaymentResult, Stage
 from domain.money import Money
 from domain.playbook import Channel, Playbook, Recipient, Tone
@@ -234,6 +235,10 @@ class CollectionState(BaseModel):
     closed: bool = False
     notified_stage: Stage | None = None
     rules: int = 1
+    # How the mediation ended, once a collector recorded it.
+    mediation: Mediation | None = None
+    # The legal partner's file on a handed-off invoice (rules 2: it stays open with them).
+    legal: LegalFile | None = None
 
     @property
     def clock(self) -> Clock:
