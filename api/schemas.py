@@ -420,6 +420,26 @@ class PaymentPublic(BaseModel):
     recorded_at: datetime
 
 
+class MediationPublic(BaseModel):
+    outcome: str
+    mediator_reference: str
+    started_on: date
+    ended_on: date
+    note: str = ""
+    recorded_by: str | None = None
+    recorded_at: datetime
+    plan_id: str | None = None
+
+
+class LegalPublic(BaseModel):
+    status: str
+    partner_reference: str | None = None
+    costs: MoneyPublic | None = None
+    note: str = ""
+    recorded_by: str | None = None
+    updated_at: datetime
+
+
 class InvoicePublic(BaseModel):
     number: str
     debtor_id: str
@@ -437,6 +457,9 @@ class InvoicePublic(BaseModel):
     playbook_version: int | None = None
     # Things the back office should know about its hand-over (e.g. the debtor is opted out).
     warnings: list[str] = []
+    # How the mediation ended, and the legal partner's file once handed off (their latest).
+    mediation: MediationPublic | None = None
+    legal: LegalPublic | None = None
 
 
 # ------------------------------------------------------------------ payments

@@ -18,6 +18,9 @@ from domain.playbook import Playbook
 # The workflow's code runs the collection machine from this marker on; histories without it
 # were recorded by the first released shape (workflows/legacy/invoice_v1.py).
 MACHINE_PATCH = "collection-machine"
+# A new invoice starts on the newest rules' edition from this marker on; a history without it
+# was recorded before editions existed and replays on edition 1.
+RULES_PATCH = "collection-rules-editions"
 
 
 class InvoiceWorkflowInput(BaseModel):

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.errors import NON_RETRYABLE_SEND_ERRORS, ErrorType
     from contracts.invoice import (
         MACHINE_PATCH,
+        RULES_PATCH,
         DeliveryOutcome,
         DeliveryRequest,
         InvoiceWorkflowInput,
@@ -117,6 +118,9 @@ class InvoiceWorkflow:
             self._state = from_carried_state(input, now)
         else:
             self._state = machine.new_state(input.invoice, input.playbook, input.day_seconds, now)
+            if not workflow.patched(RULES_PATCH):
+                # Started before the rules had editions: its saved history replays on the first.
+                self._state = self._state.model_copy(update={"rules": 1})
         self._input = input
         self._lock = asyncio.Lock()
         self._woken = False
