@@ -1582,11 +1582,14 @@ class _Run:
         )
 
     def with_partner(self) -> bool:
-        """Handed off and open: nothing is planned, but a bounced hand-off letter is resent."""
+        """Handed off and open: nothing is planned, but a bounced hand-off message goes again by
+        its fallback (an earlier reminder's bounce is moot now: the partner has the file)."""
         s = self.s
         if ended(s) or not s.fallback_due:
             return False
-        self.fallback(s.fallback_due.pop(0))
+        step_id = s.fallback_due.pop(0)
+        if any(step.id == step_id and step.stage == Stage.LEGAL for step in s.playbook.steps):
+            self.fallback(step_id)
         return True
 
     def legal_update(self, update: LegalUpdate) -> None:

@@ -7,14 +7,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from domain.collection import machine
+from domain.collection.commands import ContactCorrected
 from domain.collection.records import EventKind
 from domain.collection.state import CollectionState, OnPlan
 from domain.errors import ErrorType
-from domain.holds import Closure, ClosureKind, HoldRequest, Installment
+from domain.holds import Closure, ClosureKind, DeliveryEvent, HoldRequest, Installment
 from domain.legal import LegalStatus, LegalUpdate, MediationOutcome, MediationResult
 from domain.lifecycle import EscalationDecision, PaymentInput, Stage
 from domain.money import Money
-from domain.playbook import Recipient, load_playbook_named
+from domain.playbook import Channel, Recipient, load_playbook_named
 from tests.domain.collection.driver import Run, start
 
 # Handed over on Monday 2 March 2026, 08:00 UTC; due Wednesday 1 April 2026. The default
@@ -265,3 +266,19 @@ def test_an_old_rules_invoice_still_ends_at_the_hand_off() -> None:
         ErrorType.INVOICE_CLOSED
     )
     assert refusal(run, LegalUpdate(status=LegalStatus.FILED, by="bob")) == ErrorType.INVOICE_CLOSED
+
+
+def test_a_bounced_hand_off_goes_by_letter_but_an_old_reminder_does_not() -> None:
+    run = handed_off()
+    run.command(
+        DeliveryEvent(event_id="E-1", kind="bounce", step_id="reminder_1", occurred_at=run.now)
+    )
+    run.advance(timedelta(hours=1))
+    assert not [s for s in run.sent if s.send.message.step_id == "reminder_1_fallback"]
+
+    run.command(ContactCorrected(event_id="C-1", by="bob"))
+    run.command(DeliveryEvent(event_id="E-2", kind="bounce", step_id="legal", occurred_at=run.now))
+    run.advance(timedelta(hours=1))
+    [letter] = [s.send.message for s in run.sent if s.send.message.step_id == "legal_fallback"]
+    assert (letter.channel, letter.template) == (Channel.LETTER, "legal_handoff")
+    assert machine.wake_at(run.state, run.now) is None

@@ -37,6 +37,7 @@ from domain.holds import (
     PromiseToPay,
     ResumeRequest,
 )
+from domain.legal import LegalStatus, LegalUpdate, MediationOutcome, MediationResult
 from domain.lifecycle import EscalationDecision, PaymentInput, Stage
 from domain.money import Money
 from domain.playbook import Channel, Playbook, Step, Tone
@@ -144,6 +145,8 @@ def _command(draw: Callable[..., Any], run: Run) -> object:
                 "bounce",
                 "correct",
                 "settle",
+                "mediation",
+                "legal",
             ]
         )
     )
@@ -230,6 +233,29 @@ def _command(draw: Callable[..., Any], run: Run) -> object:
             )
         case "correct":
             return ContactCorrected(event_id=f"C{draw(st.integers(0, 3))}", by=who)
+        case "mediation":
+            outcome = draw(st.sampled_from(list(MediationOutcome)))
+            left = state.outstanding.amount if state.outstanding.is_positive else Decimal(100)
+            agreement = outcome == MediationOutcome.AGREEMENT
+            return MediationResult(
+                outcome=outcome,
+                mediator_reference=f"M{draw(st.integers(0, 2))}",
+                started_on=today - timedelta(days=5),
+                ended_on=today,
+                recorded_by=who,
+                plan_id="PLM" if agreement else None,
+                installments=(
+                    [Installment(due_date=today + timedelta(days=30), amount=_money(str(left)))]
+                    if agreement
+                    else []
+                ),
+            )
+        case "legal":
+            return LegalUpdate(
+                status=draw(st.sampled_from(list(LegalStatus))),
+                costs=draw(st.sampled_from([None, _money("35.00")])),
+                by=who,
+            )
         case _:
             return (draw(st.integers(0, 10)), draw(st.sampled_from(list(SendResult))))
 
