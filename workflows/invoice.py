@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -150,23 +151,29 @@ class InvoiceWorkflow:
                 if machine.wake_at(self._state, workflow.now()) is None:
                     if machine.ended(self._state):
                         break
+                    # Open with nothing planned (handed off): people's Updates alone wake it.
+                    if self._history_is_long():
+                        self._continue_as_new(input)
                     await self._wait_for_people()
                 continue
             if self._history_is_long():
                 await self._quiesce()
-                workflow.continue_as_new(
-                    InvoiceWorkflowInput(
-                        invoice=self._state.invoice,
-                        playbook=self._state.playbook,
-                        day_seconds=self._state.day_seconds,
-                        history_limit=input.history_limit,
-                        # The next run follows the newest rules (its own history starts here).
-                        machine=self._state.model_copy(update={"rules": RULES_LATEST}),
-                        notify_backoffice=input.notify_backoffice,
-                    )
-                )
+                self._continue_as_new(input)
             await self._sleep_until(wake)
         return self.status()
+
+    def _continue_as_new(self, input: InvoiceWorkflowInput) -> NoReturn:
+        workflow.continue_as_new(
+            InvoiceWorkflowInput(
+                invoice=self._state.invoice,
+                playbook=self._state.playbook,
+                day_seconds=self._state.day_seconds,
+                history_limit=input.history_limit,
+                # The next run follows the newest rules (its own history starts here).
+                machine=self._state.model_copy(update={"rules": RULES_LATEST}),
+                notify_backoffice=input.notify_backoffice,
+            )
+        )
 
     async def _advance(self) -> list[machine.Effect]:
         """Tick until nothing is due now, answering the calendar's questions on the way.

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.invoice import InvoiceWorkflowInput
 from domain.errors import ErrorType
 from domain.holds import Installment
 from domain.legal import LegalStatus, LegalUpdate, MediationOutcome, MediationResult
@@ -105,7 +107,10 @@ async def test_after_the_hand_off_the_partner_reports_until_the_file_is_settled(
     time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
 ) -> None:
     async with running_worker(time_env, engine, tmp_path, task_queue) as h:
-        await in_mediation(h, "INV-LEGAL")
+        # A short history: the run continues as new on the way, and while handed off.
+        await h.hand_over("INV-LEGAL", due_in_days=10, history_limit=40)
+        await h.until_pending_approval("INV-LEGAL")
+        assert await decide(h, "INV-LEGAL", approve=True) == Stage.MEDIATION
         await h.until_pending_approval("INV-LEGAL")
         assert await decide(h, "INV-LEGAL", approve=True) == Stage.HANDED_OFF
         # Weeks pass with nothing planned: no timer wakes it, it stays open.
@@ -132,6 +137,16 @@ async def test_after_the_hand_off_the_partner_reports_until_the_file_is_settled(
             LegalUpdate(status=LegalStatus.SETTLED, by="claire.collector"),
         )
         final = await h.ended("INV-LEGAL")
-        assert final.stage == Stage.HANDED_OFF
+        assert (final.stage, str(final.outstanding)) == (Stage.HANDED_OFF, "1000.00 EUR")
+        description = await handle.describe()
+        first_run = description.raw_description.workflow_execution_info.first_run_id
+        assert first_run and first_run != description.run_id
+        # The last run started while handed off: it continued as new with nothing planned.
+        started = (await handle.fetch_history()).events[0]
+        [carried] = pydantic_data_converter.payload_converter.from_payloads(
+            started.workflow_execution_started_event_attributes.input.payloads,
+            [InvoiceWorkflowInput],
+        )
+        assert carried.machine is not None and carried.machine.stage == Stage.HANDED_OFF
         kinds = [e.kind for e in h.events("INV-LEGAL")]
         assert kinds.count("legal_updated") == 2 and kinds[-1] == "closed"
