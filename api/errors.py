@@ -204,6 +204,7 @@ _UPDATE_FAILURES: dict[str, tuple[type[ApiError], str | None]] = {
     ErrorType.HOLD_CONFLICT: (Conflict, None),
     ErrorType.INVALID_PROMISE: (Invalid, "promise_date"),
     ErrorType.NOT_SUPPORTED: (Conflict, None),
+    ErrorType.WRONG_STAGE: (Conflict, None),
 }
 
 # Temporal's own failure types (set by the server, not by our code).

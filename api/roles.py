@@ -59,6 +59,10 @@ RULES: dict[Operation, frozenset[Role]] = {
     ("POST", "/v1/invoices/{number}/payment-plan"): frozenset({_B, _C}),
     ("POST", "/v1/invoices/{number}/payment-plan/{plan_id}/decision"): frozenset({_C}),
     ("GET", "/v1/invoices/{number}/payment-plan"): _READERS,
+    # after the amicable stages: the mediator's outcome and the legal partner's progress reach
+    # the credit controllers, who record them
+    ("POST", "/v1/invoices/{number}/mediation"): frozenset({_C}),
+    ("POST", "/v1/invoices/{number}/legal"): frozenset({_C}),
     # holds and endings
     ("POST", "/v1/invoices/{number}/pause"): frozenset({_C}),
     ("POST", "/v1/invoices/{number}/resume"): frozenset({_C}),

@@ -451,6 +451,26 @@ class LatePaymentCostsPublic(BaseModel):
     segments: list[InterestSegmentPublic] = []
 
 
+class MediationPublic(BaseModel):
+    outcome: str
+    mediator_reference: str
+    started_on: date
+    ended_on: date
+    note: str = ""
+    recorded_by: str | None = None
+    recorded_at: datetime
+    plan_id: str | None = None
+
+
+class LegalPublic(BaseModel):
+    status: str
+    partner_reference: str | None = None
+    costs: MoneyPublic | None = None
+    note: str = ""
+    recorded_by: str | None = None
+    updated_at: datetime
+
+
 class InvoicePublic(BaseModel):
     number: str
     debtor_id: str
@@ -474,6 +494,9 @@ class InvoicePublic(BaseModel):
     limitation_date: date | None = None
     # Paid after its due date: the late-payment costs it still owes (once computed).
     late_payment_costs: LatePaymentCostsPublic | None = None
+    # How the mediation ended, and the legal partner's file once handed off (their latest).
+    mediation: MediationPublic | None = None
+    legal: LegalPublic | None = None
 
 
 # ------------------------------------------------------------------ payments

@@ -2,10 +2,11 @@
 
 Hands over N invoices on the default playbook (one debtor each, due in 3 days, on a compressed
 clock). Half are paid once they reach the formal notice (the paid path); the others have every
-escalation approved until the legal hand-off (the legal path). Their histories say how many
-activities and timers a lifecycle runs; the bare workflow then does the same number of no-op
-activities and timers of the same total length, N at a time, on the same server. Prints
-lifecycles/s, CPU per lifecycle (worker and server) and the worker's memory for both.
+escalation approved until the legal hand-off, whose file the partner then reports settled (the
+legal path). Their histories say how many activities and timers a lifecycle runs; the bare
+workflow then does the same number of no-op activities and timers of the same total length, N at
+a time, on the same server. Prints lifecycles/s, CPU per lifecycle (worker and server) and the
+worker's memory for both.
 
 Run: `.venv/bin/python -m bench.lifecycle --invoices 40` (`--day-seconds` sets the clock).
 `bench.sendlag` and `bench.history` report the same run from other angles.
@@ -42,6 +43,7 @@ from bench.harness import (
     progress,
     row,
 )
+from domain.legal import LegalStatus, LegalUpdate
 from domain.lifecycle import EscalationDecision, InvoiceFacts, PaymentInput, Stage
 from domain.money import Money
 from domain.playbook import load_playbook_named
@@ -164,8 +166,9 @@ def _record(bench: Bench, facts: list[InvoiceFacts]) -> None:
             add_invoice(session, f, playbook)
 
 
-def _store_view(bench: Bench, to_pay: set[str]) -> tuple[list[str], list[str]]:
-    """Pending approval ids, and the invoices to pay now (reached PAY_AT, still unpaid)."""
+def _store_view(bench: Bench, to_pay: set[str]) -> tuple[list[str], list[str], list[str]]:
+    """Pending approval ids, the invoices to pay now (reached PAY_AT, still unpaid), and the
+    invoices handed off to the legal partner (their file stays open until the partner ends it)."""
     with Session(bench.engine) as session:
         pending = session.exec(select(Approval.id).where(Approval.status == "pending")).all()
         ready = session.exec(
@@ -173,7 +176,10 @@ def _store_view(bench: Bench, to_pay: set[str]) -> tuple[list[str], list[str]]:
                 col(Invoice.number).in_(to_pay), Invoice.stage == PAY_AT.value
             )
         ).all()
-    return list(pending), list(ready)
+        handed = session.exec(
+            select(Invoice.number).where(Invoice.stage == Stage.HANDED_OFF.value)
+        ).all()
+    return list(pending), list(ready), list(handed)
 
 
 async def _decide(client: Client, approval_id: str) -> None:
@@ -192,12 +198,25 @@ async def _pay(client: Client, number: str) -> None:
     )
 
 
+async def _settle(client: Client, number: str) -> None:
+    # The legal path ends when the partner reports the file settled (the run then completes).
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await invoice_handle(client, number).execute_update(
+            InvoiceWorkflow.update_legal, LegalUpdate(status=LegalStatus.SETTLED, by="bench")
+        )
+
+
 async def _collector(bench: Bench, to_pay: set[str], done: asyncio.Event) -> None:
-    """Approves every escalation and pays the chosen invoices when they reach PAY_AT."""
+    """Approves every escalation, pays the chosen invoices when they reach PAY_AT, and settles
+    the legal files of the others once handed off."""
     seen: set[str] = set()
     tasks: set[asyncio.Task[None]] = set()
     while not done.is_set():
-        pending, ready = await asyncio.to_thread(_store_view, bench, to_pay)
+        pending, ready, handed = await asyncio.to_thread(_store_view, bench, to_pay)
+        for number in handed:
+            if f"legal:{number}" not in seen:
+                seen.add(f"legal:{number}")
+                tasks.add(asyncio.create_task(_settle(bench.client, number)))
         for approval_id in pending:
             if approval_id not in seen:
                 seen.add(approval_id)

@@ -43,6 +43,9 @@ class ErrorType(StrEnum):
     UNDELIVERABLE = "Undeliverable"
     # Retryable: the debtor's send window is closed; the activity retries when it opens.
     OUTSIDE_SEND_WINDOW = "OutsideSendWindow"
+    # An Update that belongs to another stage (a mediation's outcome before the mediator was
+    # asked, the legal partner's progress before the hand-off, a hold once handed off).
+    WRONG_STAGE = "WrongStage"
 
 
 # What an activity may raise that no retry can fix.

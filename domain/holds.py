@@ -60,15 +60,20 @@ class PlanProposal(BaseModel):
 
     @model_validator(mode="after")
     def _ordered(self) -> PlanProposal:
-        dates = [i.due_date for i in self.installments]
-        if dates != sorted(dates) or len(set(dates)) != len(dates):
-            raise ValueError("installment dates must be distinct and in order")
-        currencies = {i.amount.currency for i in self.installments}
-        if len(currencies) != 1:
-            raise ValueError("installments must all be in the invoice's currency")
-        if any(not i.amount.is_positive for i in self.installments):
-            raise ValueError("every installment must be a positive amount")
+        check_installments(self.installments)
         return self
+
+
+def check_installments(installments: list[Installment]) -> None:
+    """A schedule's own sense (a plan's, a mediation agreement's): raises ValueError."""
+    dates = [i.due_date for i in installments]
+    if dates != sorted(dates) or len(set(dates)) != len(dates):
+        raise ValueError("installment dates must be distinct and in order")
+    currencies = {i.amount.currency for i in installments}
+    if len(currencies) != 1:
+        raise ValueError("installments must all be in the invoice's currency")
+    if any(not i.amount.is_positive for i in installments):
+        raise ValueError("every installment must be a positive amount")
 
 
 class PlanDecision(BaseModel):

@@ -32,6 +32,10 @@ class Stage(StrEnum):
 
 
 TERMINAL_STAGES = frozenset({Stage.HANDED_OFF, Stage.PAID, Stage.CANCELLED, Stage.WRITTEN_OFF})
+# Stages that always mean the end. A handed-off invoice may still be open (rules 2: its file
+# is with the legal partner, payments still count); only its workflow knows, so a check made
+# before asking it lets handed_off through and the workflow's validator decides.
+ENDED_STAGES = TERMINAL_STAGES - {Stage.HANDED_OFF}
 HOLD_STAGES = frozenset({Stage.DISPUTED, Stage.PAYMENT_PLAN, Stage.PROMISED, Stage.PAUSED})
 
 # Escalation order: a playbook may only move forward along it.

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from domain.lifecycle import TERMINAL_STAGES
+from domain.collection.records import EventKind
+from domain.lifecycle import ENDED_STAGES, Stage
 from domain.privacy import ERASED, pseudonym, pseudonymous_email, retention_ended, scrub
 from store.tables import (
     Debtor,
@@ -122,7 +123,14 @@ def mentions(event: Event, needles: list[str]) -> bool:
 
 def last_closed(held: Holdings) -> datetime | None:
     """When the debtor's last invoice closed; None while one is still being collected."""
-    if any(invoice.stage not in TERMINAL_STAGES for invoice in held.invoices):
+    # A handed-off invoice may still be open with the legal partner: it is closed once its
+    # history says so (the first rules' edition recorded that at the hand-off itself).
+    ended = {e.invoice_number for e in held.events if e.kind == EventKind.CLOSED.value}
+    if any(
+        invoice.stage not in ENDED_STAGES
+        and not (invoice.stage == Stage.HANDED_OFF and invoice.number in ended)
+        for invoice in held.invoices
+    ):
         return None
     times = [invoice.updated_at for invoice in held.invoices] or [held.debtor.updated_at]
     latest = max(times)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -57,6 +58,7 @@ with workflow.unsafe.imports_passed_through():
         PromiseToPay,
         ResumeRequest,
     )
+    from domain.legal import LegalUpdate, MediationResult
     from domain.lifecycle import (
         DecisionResult,
         EscalationDecision,
@@ -146,23 +148,31 @@ class InvoiceWorkflow:
                 # next day, like a thank-you on a day the debtor already had a message).
                 await self._quiesce()
                 if machine.wake_at(self._state, workflow.now()) is None:
-                    break
+                    if machine.ended(self._state):
+                        break
+                    # Open with nothing planned (handed off): people's Updates alone wake it.
+                    if self._history_is_long():
+                        self._continue_as_new(input)
+                    await self._wait_for_people()
                 continue
             if self._history_is_long():
                 await self._quiesce()
-                workflow.continue_as_new(
-                    InvoiceWorkflowInput(
-                        invoice=self._state.invoice,
-                        playbook=self._state.playbook,
-                        day_seconds=self._state.day_seconds,
-                        history_limit=input.history_limit,
-                        # The next run follows the newest rules (its own history starts here).
-                        machine=self._state.model_copy(update={"rules": RULES_LATEST}),
-                        notify_backoffice=input.notify_backoffice,
-                    )
-                )
+                self._continue_as_new(input)
             await self._sleep_until(wake)
         return self.status()
+
+    def _continue_as_new(self, input: InvoiceWorkflowInput) -> NoReturn:
+        workflow.continue_as_new(
+            InvoiceWorkflowInput(
+                invoice=self._state.invoice,
+                playbook=self._state.playbook,
+                day_seconds=self._state.day_seconds,
+                history_limit=input.history_limit,
+                # The next run follows the newest rules (its own history starts here).
+                machine=self._state.model_copy(update={"rules": RULES_LATEST}),
+                notify_backoffice=input.notify_backoffice,
+            )
+        )
 
     async def _advance(self) -> list[machine.Effect]:
         """Tick until nothing is due now, answering the calendar's questions on the way.
@@ -187,6 +197,12 @@ class InvoiceWorkflow:
         # Always a timeout: switching between none and one would be non-deterministic.
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(lambda: self._woken, timeout=delay)
+
+    async def _wait_for_people(self) -> None:
+        """Open with nothing planned (handed off to the legal partner): no timer at all; a
+        person's Update (a payment, the partner's progress, a closure) wakes the loop."""
+        self._woken = False
+        await workflow.wait_condition(lambda: self._woken)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -568,3 +584,31 @@ class InvoiceWorkflow:
         if self._legacy is not None:
             return  # the first shape knows no receipts: its deadline ran from sending
         await self._command(received, wait=False)
+
+    @workflow.update
+    async def record_mediation(self, result: MediationResult) -> InvoiceStatus:
+        await self._command(result)
+        return self.status()
+
+    @record_mediation.validator
+    def _validate_mediation(self, result: MediationResult) -> None:
+        self._new_only()
+        self._validate(result)
+
+    @workflow.update
+    async def update_legal(self, update: LegalUpdate) -> InvoiceStatus:
+        await self._command(update)
+        return self.status()
+
+    @update_legal.validator
+    def _validate_legal(self, update: LegalUpdate) -> None:
+        self._new_only()
+        self._validate(update)
+
+    def _new_only(self) -> None:
+        if self._legacy is not None:
+            raise ApplicationError(
+                "this invoice runs the first collection shape: it has no mediation outcome or "
+                "legal file until its next continue-as-new",
+                type=ErrorType.NOT_SUPPORTED,
+            )

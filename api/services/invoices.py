@@ -43,6 +43,7 @@ from api.schemas import (
     PaymentRecorded,
 )
 from api.services import debtors
+from api.services.legal_file import legal_of, mediation_of
 from config import Settings
 from domain.holds import HoldRequest
 from domain.law import LatePaymentCosts
@@ -426,6 +427,7 @@ def invoice_public(
             )
         ).first()
     currency = invoice.currency
+    names = ActorNames(session)
     return InvoicePublic(
         number=invoice.number,
         debtor_id=invoice.debtor_id,
@@ -436,7 +438,7 @@ def invoice_public(
         outstanding=MoneyPublic.of(invoice.outstanding, currency),
         overpayment=MoneyPublic.of(invoice.overpayment, currency) if invoice.overpayment else None,
         next_step=None if fresh else _next_step(settings, invoice, pending, session),
-        pending_approval=approval_public(pending, ActorNames(session)) if pending else None,
+        pending_approval=approval_public(pending, names) if pending else None,
         payments=[]
         if fresh
         else [_payment_public(p) for p in payments_of(session, invoice.number)],
@@ -444,6 +446,8 @@ def invoice_public(
         playbook_version=invoice.playbook_version,
         limitation_date=invoice.limitation_date,
         late_payment_costs=_late_costs_public(invoice),
+        mediation=None if fresh else mediation_of(session, invoice.number, names),
+        legal=None if fresh else legal_of(session, invoice.number, names),
     )
 
 

@@ -31,7 +31,7 @@ from api.write_off_schemas import (
 )
 from config import Settings
 from domain.holds import Closure, ClosureKind
-from domain.lifecycle import TERMINAL_STAGES
+from domain.lifecycle import ENDED_STAGES
 from store import write_offs as store
 from store.tables import WriteOffRequest
 from workflows.invoice import InvoiceWorkflow
@@ -85,7 +85,7 @@ async def write_off(
     idem: Idempotency | None = None,
 ) -> WriteOffOutcome:
     invoice = await to_thread.run_sync(known_invoice, engine, number)
-    if invoice.stage in TERMINAL_STAGES:
+    if invoice.stage in ENDED_STAGES:
         raise await to_thread.run_sync(after_end, engine, number)
     if invoice.outstanding <= settings.write_off_approval_above:
         closure = Closure(kind=ClosureKind.WRITE_OFF, reason=body.reason, by=principal.identity)

@@ -26,6 +26,7 @@ from domain.holds import (
     ResumeRequest,
 )
 from domain.law import LatePaymentCosts
+from domain.legal import LegalUpdate, MediationResult
 from domain.lifecycle import EscalationDecision, PaymentInput
 from domain.playbook import Channel
 
@@ -107,4 +108,6 @@ Command = (
     | SendSettled
     | LateCostsComputed
     | LetterReceived
+    | MediationResult
+    | LegalUpdate
 )

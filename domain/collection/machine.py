@@ -69,6 +69,14 @@ from domain.holds import (
     ResumeRequest,
 )
 from domain.law import LatePaymentCosts, LimitationStatus, Paid, limitation_status
+from domain.legal import (
+    LEGAL_ENDINGS,
+    LegalFile,
+    LegalUpdate,
+    Mediation,
+    MediationOutcome,
+    MediationResult,
+)
 from domain.lifecycle import (
     ESCALATION_ORDER,
     TERMINAL_STAGES,
@@ -118,6 +126,7 @@ NOTICES: dict[EventKind, str] = {
     EventKind.HOLD_ENDED: "resumed",
     EventKind.FALLBACK: "email_undeliverable",
     EventKind.CHANNEL_FALLBACK: "contact_undeliverable",
+    EventKind.HANDED_OFF: "handed_off",
 }
 CHANNEL_NAMES = {
     Channel.EMAIL: "Email",
@@ -125,6 +134,8 @@ CHANNEL_NAMES = {
     Channel.LETTER: "Letter",
     Channel.PHONE: "Phone",
 }
+# What the legal partner receives when a handed-off invoice ends on our side.
+LEGAL_CLOSED_TEMPLATE = "legal_closed"
 CLOSING_NOTICES = {
     Stage.PAID: "paid",
     Stage.HANDED_OFF: "handed_off",
@@ -192,7 +203,9 @@ def validate(state: CollectionState, command: Command, now: datetime) -> Refusal
     closed = Refusal(
         type=ErrorType.INVOICE_CLOSED, message=f"invoice {number} is already {state.stage}"
     )
-    terminal = state.stage in TERMINAL_STAGES
+    terminal = ended(state)
+    # Handed off and still open (rules 2): payments, closures and the partner's progress only.
+    stopped = closed if terminal else _with_partner(state)
     match command:
         case PaymentInput():
             if command.reference in state.ledger.payments:
@@ -216,8 +229,8 @@ def validate(state: CollectionState, command: Command, now: datetime) -> Refusal
         case DisputeOpen():
             if _replayed_dispute(state, command.dispute_id):
                 return None
-            if terminal:
-                return closed
+            if stopped:
+                return stopped
             if command.amount is not None and command.amount.currency != _currency_of(state):
                 return _currency(state, command.amount, "disputed amount")
             if isinstance(state.hold, Disputed):
@@ -227,8 +240,8 @@ def validate(state: CollectionState, command: Command, now: datetime) -> Refusal
                 )
             return _hold_conflict(state)
         case DisputeResolution():
-            if terminal:
-                return closed
+            if stopped:
+                return stopped
             hold = state.hold
             if not isinstance(hold, Disputed) or hold.dispute_id != command.dispute_id:
                 return Refusal(
@@ -245,8 +258,8 @@ def validate(state: CollectionState, command: Command, now: datetime) -> Refusal
                     )
             return None
         case PlanProposal():
-            if terminal:
-                return closed
+            if stopped:
+                return stopped
             if isinstance(state.hold, OnPlan):
                 return Refusal(
                     type=ErrorType.PLAN_CONFLICT,
@@ -266,8 +279,8 @@ def validate(state: CollectionState, command: Command, now: datetime) -> Refusal
                 )
             return None
         case PlanDecision():
-            if terminal:
-                return closed
+            if stopped:
+                return stopped
             plan = state.hold
             if (
                 not isinstance(plan, OnPlan)
@@ -288,8 +301,8 @@ def validate(state: CollectionState, command: Command, now: datetime) -> Refusal
         case PromiseToPay():
             if command.promise_id in state.closed_refs:
                 return None
-            if terminal:
-                return closed
+            if stopped:
+                return stopped
             conflict = _hold_conflict(state)
             if conflict is not None:
                 return conflict
@@ -302,24 +315,102 @@ def validate(state: CollectionState, command: Command, now: datetime) -> Refusal
         case HoldRequest():
             if command.key is not None and f"pause:{command.key}" in state.closed_refs:
                 return None
-            return closed if terminal else _hold_conflict(state)
+            return stopped or _hold_conflict(state)
         case ResumeRequest():
-            if terminal:
-                return closed
+            if stopped:
+                return stopped
             if not isinstance(state.hold, Paused):
                 return Refusal(type=ErrorType.NOT_PAUSED, message=f"invoice {number} is not paused")
             return None
         case Closure():
             return closed if terminal else None
         case PlaybookMigration():
-            if terminal:
-                return closed
+            if stopped:
+                return stopped
             if state.approval is not None:
                 return Refusal(
                     type=ErrorType.HOLD_CONFLICT,
                     message=f"approval {state.approval.approval_id} is pending: decide it first",
                 )
             return None
+        case MediationResult():
+            return closed if terminal else _validate_mediation(state, command, now)
+        case LegalUpdate():
+            return closed if terminal else _validate_legal(state, command)
+    return None
+
+
+def ended(state: CollectionState) -> bool:
+    """Whether the collection is over. Under rules 2 a handed-off invoice stays open with the
+    legal partner (payments still come, the partner reports progress) until it is paid, closed,
+    or the partner settles or abandons the file; under rules 1 the hand-off is its end."""
+    if state.stage == Stage.HANDED_OFF and state.rules >= 2:
+        return state.legal is not None and state.legal.status in LEGAL_ENDINGS
+    return state.stage in TERMINAL_STAGES
+
+
+def _with_partner(state: CollectionState) -> Refusal | None:
+    """The refusal of a hold or a plan once the file is with the legal partner."""
+    if state.stage != Stage.HANDED_OFF:
+        return None
+    return Refusal(
+        type=ErrorType.WRONG_STAGE,
+        message=f"invoice {state.invoice.number} is handed off to the legal partner: only "
+        "payments, the partner's progress (legal) and a cancellation or write-off apply",
+    )
+
+
+def _validate_mediation(
+    state: CollectionState, result: MediationResult, now: datetime
+) -> Refusal | None:
+    number = state.invoice.number
+    known = state.mediation
+    if known is not None and (known.outcome, known.mediator_reference) == (
+        result.outcome,
+        result.mediator_reference,
+    ):
+        return None  # the same outcome again: a replay
+    if state.stage != Stage.MEDIATION:
+        return Refusal(
+            type=ErrorType.WRONG_STAGE,
+            message=f"invoice {number} is {state.shown_stage}: a mediation's outcome is "
+            "recorded once the mediator has the file (stage mediation)",
+        )
+    if known is not None and known.outcome != MediationOutcome.WITHDRAWN:
+        return Refusal(
+            type=ErrorType.WRONG_STAGE,
+            message=f"mediation {known.mediator_reference} on invoice {number} already ended in "
+            f"{known.outcome}",
+        )
+    if result.outcome == MediationOutcome.AGREEMENT:
+        return validate(state, _agreed_plan(result), now)
+    return None
+
+
+def _agreed_plan(result: MediationResult) -> PlanProposal:
+    """A mediation agreement's schedule, proposed as a payment plan (the playbook's four-eyes
+    limits apply to it as to any plan)."""
+    return PlanProposal(
+        plan_id=result.plan_id or f"mediation-{result.mediator_reference}",
+        installments=result.installments,
+        proposed_by=result.recorded_by,
+        comment=f"mediation {result.mediator_reference} agreement",
+    )
+
+
+def _validate_legal(state: CollectionState, update: LegalUpdate) -> Refusal | None:
+    if state.stage != Stage.HANDED_OFF:
+        return Refusal(
+            type=ErrorType.WRONG_STAGE,
+            message=f"invoice {state.invoice.number} is {state.shown_stage}: the legal "
+            "partner's progress is recorded once the file is handed off",
+        )
+    costs = update.costs
+    if costs is not None:
+        if costs.currency != _currency_of(state):
+            return _currency(state, costs, "legal costs")
+        if costs.amount < 0:
+            return Refusal(type=ErrorType.INVALID_AMOUNT, message="legal costs cannot be negative")
     return None
 
 
@@ -409,6 +500,8 @@ def _fresh(state: CollectionState) -> CollectionState:
             "acknowledged_on": list(state.acknowledged_on),
             "invalid_channels": list(state.invalid_channels),
             "received_on": dict(state.received_on),
+            "mediation": state.mediation.model_copy() if state.mediation else None,
+            "legal": state.legal.model_copy() if state.legal else None,
         }
     )
 
@@ -482,7 +575,8 @@ class _Run:
         stage = self.s.shown_stage
         notice: str | None
         if kind == EventKind.CLOSED:
-            notice = CLOSING_NOTICES.get(self.s.stage)
+            # (An open hand-off told the back office when it happened.)
+            notice = None if _open_hand_off(self.s) else CLOSING_NOTICES.get(self.s.stage)
         elif kind == EventKind.PLAN_DECIDED and plan is not None:
             notice = "plan_activated" if plan.status == "active" else "plan_rejected"
         elif kind == EventKind.PLAN_ENDED and plan is not None and plan.status == "completed":
@@ -622,6 +716,10 @@ class _Run:
                 self.late_costs(command)
             case LetterReceived():
                 self.letter_received(command)
+            case MediationResult():
+                self.mediation_ended(command)
+            case LegalUpdate():
+                self.legal_update(command)
 
     def payment(self, payment: PaymentInput) -> None:
         known = self.s.ledger.payments.get(payment.reference)
@@ -1124,7 +1222,8 @@ class _Run:
         if self.deferred_due():
             return True
         if s.stage in TERMINAL_STAGES:
-            return False
+            # An open hand-off: the legal partner acts on limitation (their action interrupts it).
+            return self.with_partner()
         if self.watch_limitation():
             return True
         if s.hold is not None:
@@ -1216,6 +1315,8 @@ class _Run:
         if step.stage == Stage.LEGAL:
             s.stage = Stage.HANDED_OFF
         self.record(EventKind.STEP_DONE, f"step:{step.id}", f"Step {step.id} done")
+        if _open_hand_off(s):
+            self.handed_off()
 
     def call_task(self, step: Step) -> None:
         """A phone step is work for a collector: a call task, answered through the API."""
@@ -1517,12 +1618,14 @@ class _Run:
     # ---------------------------------------------------------------- the end
 
     def end(self, stage: Stage) -> None:
+        if _open_hand_off(self.s) and stage != Stage.HANDED_OFF:
+            self.tell_partner(stage)
         self.s.stage = stage
 
     def settle_end(self) -> None:
         """An invoice that ends closes what it left open, thanks a payer, and says so once."""
         s = self.s
-        if s.stage not in TERMINAL_STAGES or s.closed:
+        if not ended(s) or s.closed:
             return
         s.closed = True
         s.deferred = []
@@ -1562,7 +1665,9 @@ class _Run:
             self.to_debtor("thank_you", "thank_you", Tone.FRIENDLY, (Stage.PAID,), paid=paid)
             self.ask_late_costs()
         self.end_limitation_watch()
-        self.record(EventKind.CLOSED, "closed", f"Collection ended: {s.stage}")
+        legal = s.legal
+        end = f"{s.stage}, legal file {legal.status}" if _open_hand_off(s) and legal else s.stage
+        self.record(EventKind.CLOSED, "closed", f"Collection ended: {end}")
 
     def ask_late_costs(self) -> None:
         """Paid after its due date: the interest to each payment's day and the 40 € are owed
@@ -1685,6 +1790,117 @@ class _Run:
             ),
         )
 
+    # ---------------------------------------------------------------- mediation and legal
+
+    def mediation_ended(self, result: MediationResult) -> None:
+        s = self.s
+        known = s.mediation
+        if known is not None and (known.outcome, known.mediator_reference) == (
+            result.outcome,
+            result.mediator_reference,
+        ):
+            return
+        ref = result.mediator_reference
+        s.mediation = Mediation(
+            outcome=result.outcome,
+            mediator_reference=ref,
+            started_on=result.started_on,
+            ended_on=result.ended_on,
+            recorded_at=self.now,
+        )
+        plan = _agreed_plan(result) if result.outcome == MediationOutcome.AGREEMENT else None
+        match result.outcome:
+            case MediationOutcome.AGREEMENT:
+                # A signed agreement acknowledges the debt (Civil code 2240).
+                s.acknowledged_on.append(result.ended_on)
+                summary = f"Mediation {ref} ended in an agreement: payment plan proposed"
+            case MediationOutcome.FAILURE:
+                step = self.current_step()
+                if step is not None and step.stage == Stage.LEGAL:
+                    # An earlier rejection waited for the mediation: the legal step is asked now.
+                    s.retry_at.pop(step.id, None)
+                    s.rejection_note = None
+                summary = f"Mediation {ref} failed: the escalation goes on to the legal step"
+            case _:
+                summary = f"Mediation {ref} withdrawn: the escalation carries on where it was"
+        self.record(
+            EventKind.MEDIATION_ENDED,
+            f"mediation:{ref}:{result.outcome.value}",
+            f"{summary} (recorded by {result.recorded_by})"
+            + (f": {result.note}" if result.note else ""),
+            detail={
+                "outcome": result.outcome.value,
+                "mediator_reference": ref,
+                "started_on": result.started_on.isoformat(),
+                "ended_on": result.ended_on.isoformat(),
+                "by": result.recorded_by,
+                "note": result.note,
+                "plan_id": plan.plan_id if plan else "",
+            },
+        )
+        if plan is not None:
+            self.propose_plan(plan)
+
+    def handed_off(self) -> None:
+        """Rules 2: the hand-off is a stage, not the end; the back office is told of it."""
+        self.record(
+            EventKind.HANDED_OFF,
+            "handed_off",
+            "File handed off to the legal partner: payments and their progress are still "
+            "recorded here",
+        )
+
+    def with_partner(self) -> bool:
+        """Handed off and open: nothing is planned, but a bounced hand-off message goes again by
+        its fallback (an earlier reminder's bounce is moot now: the partner has the file)."""
+        s = self.s
+        if ended(s) or not s.fallback_due:
+            return False
+        step_id = s.fallback_due.pop(0)
+        if any(step.id == step_id and step.stage == Stage.LEGAL for step in s.playbook.steps):
+            self.fallback(step_id)
+        return True
+
+    def legal_update(self, update: LegalUpdate) -> None:
+        s = self.s
+        before = s.legal
+        reference = update.partner_reference or (before.partner_reference if before else None)
+        costs = update.costs or (before.costs if before else None)
+        s.legal = LegalFile(
+            status=update.status, partner_reference=reference, costs=costs, updated_at=self.now
+        )
+        self.record(
+            EventKind.LEGAL_UPDATED,
+            f"legal:{s.revision}",
+            f"Legal file{f' {reference}' if reference else ''}: {update.status.value}"
+            + (f", costs {costs}" if costs else "")
+            + f" (recorded by {update.by})"
+            + (f": {update.note}" if update.note else ""),
+            detail={
+                "status": update.status.value,
+                "partner_reference": reference or "",
+                "costs": str(costs.amount) if costs else "",
+                "currency": costs.currency if costs else "",
+                "by": update.by,
+                "note": update.note,
+            },
+        )
+
+    def tell_partner(self, stage: Stage) -> None:
+        """Paid, cancelled or written off after the hand-off: the legal partner stops."""
+        self.send(
+            Message(
+                step_id=f"legal_{stage.value}",
+                channel=Channel.EMAIL,
+                recipient=Recipient.LEGAL_PARTNER,
+                template=LEGAL_CLOSED_TEMPLATE,
+                tone=Tone.FORMAL,
+                wanted_in=(stage,),
+                stage=stage,
+                paid=self.s.ledger.paid if stage == Stage.PAID else None,
+            )
+        )
+
 
 def late_costs_data(costs: LatePaymentCosts) -> dict[str, str]:
     """The late-payment costs as flat strings, for the timeline and the back office."""
@@ -1725,6 +1941,11 @@ def limitation_wake_at(state: CollectionState, now: datetime) -> list[datetime]:
     return [state.clock.planned_at(limitation.warn_from, 0)]
 
 
+def _open_hand_off(state: CollectionState) -> bool:
+    """Handed off under rules 2: the file is with the legal partner, the invoice still open."""
+    return state.stage == Stage.HANDED_OFF and state.rules >= 2
+
+
 # ---------------------------------------------------------------------------------- planning
 
 
@@ -1739,11 +1960,25 @@ def step_question(state: CollectionState, step: Step) -> CalendarQuestion:
         # The formal notice's deadline ran from receipt: nothing follows before it passed.
         floors.append(clock.planned_at(state.notice_deadline, 1))
     earliest = max((f for f in floors if f is not None), default=None)
+    day = state.invoice.due_date + timedelta(days=step.offset_days)
     return CalendarQuestion(
-        day=state.invoice.due_date + timedelta(days=step.offset_days),
+        day=_after_mediation(state, step, day),
         delay_seconds=state.shift_seconds / clock.scale,
         earliest=clock.expand(earliest) if earliest is not None else None,
     )
+
+
+def _after_mediation(state: CollectionState, step: Step, day: date) -> date:
+    """A failed mediation brings the legal step forward: its approval is asked at once, not on
+    the playbook's day (a withdrawn one leaves the escalation where it was)."""
+    mediation = state.mediation
+    if (
+        mediation is None
+        or mediation.outcome != MediationOutcome.FAILURE
+        or step.stage != Stage.LEGAL
+    ):
+        return day
+    return min(day, state.clock.calendar_date(mediation.recorded_at))
 
 
 def nominal_at(state: CollectionState, step: Step) -> datetime:
@@ -1823,6 +2058,8 @@ def wake_at(state: CollectionState, now: datetime) -> datetime | None:
         if state.shown_stage in d.message.wanted_in
     ]
     if state.stage in TERMINAL_STAGES:
+        if state.fallback_due and not ended(state):
+            deferred.append(now)
         return min(deferred, default=None)
     # Deferred messages, and the limitation warning (which a hold does not stop).
     due = [*deferred, *limitation_wake_at(state, now)]

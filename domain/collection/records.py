@@ -56,6 +56,9 @@ class EventKind(StrEnum):
     LETTER_RECEIVED = "letter_received"
     # A limitation warning's task closed (the date moved, or nothing is owed any more).
     LIMITATION_WARNING_CLOSED = "limitation_warning_closed"
+    MEDIATION_ENDED = "mediation_ended"
+    HANDED_OFF = "handed_off"
+    LEGAL_UPDATED = "legal_updated"
 
 
 class ApprovalChange(BaseModel):

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from domain.legal import LegalFile, Mediation
 from domain.lifecycle import InvoiceFacts, PaymentResult, Stage
 from domain.money import Money
 from domain.playbook import Channel, Playbook, Recipient, Tone
@@ -246,6 +247,10 @@ class CollectionState(BaseModel):
     # The limitation date collectors were last warned of (rules 2): once per date; an
     # acknowledgment that moves the date allows a new warning before the new one.
     limitation_warned: date | None = None
+    # How the mediation ended, once a collector recorded it.
+    mediation: Mediation | None = None
+    # The legal partner's file on a handed-off invoice (rules 2: it stays open with them).
+    legal: LegalFile | None = None
 
     @property
     def clock(self) -> Clock:

@@ -24,6 +24,7 @@ SHIPPED = [
     "formal_notice",
     "installment_reminder",
     "late_payment_statement",
+    "legal_closed",
     "legal_file",
     "legal_handoff",
     "mediation",
@@ -535,6 +536,18 @@ def test_legal_handoff_tells_the_debtor_and_gives_the_partner_the_dossier() -> N
         "- Total due as at 1 May 2025: €1,086.22",
     ):
         assert line in partner.text
+
+
+def test_the_legal_partner_is_told_to_stop_once_paid_or_closed() -> None:
+    paid = renderer.render("legal_closed", ctx("en", paid=Money.of("1234.56", "EUR"))).text
+    closed = renderer.render("legal_closed", ctx("fr", paid=None)).text
+
+    assert "invoice F-2025-0042 dated 30 January 2025 (Dupont & Fils)" in paid
+    assert "has now been paid in full (€1,234.56 received in all)" in paid
+    assert "Please stop any proceedings on this file" in paid
+    assert "Nous clôturons notre facture n° F-2025-0042" in closed
+    assert "réglée" not in closed
+    assert "arrêter toute procédure" in closed
 
 
 def test_before_interest_accrues_the_statement_is_the_principal_alone() -> None:

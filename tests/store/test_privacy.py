@@ -105,6 +105,20 @@ def test_nothing_is_erased_while_restricted_or_still_collected(any_engine: Engin
         invoice = session.get(Invoice, "F-P1")
         assert invoice is not None
         invoice.stage = "handed_off"
+        session.add(invoice)
+    # Handed off, the file is still with the legal partner until its end is recorded.
+    assert _erase(any_engine, later).why == "an invoice is still being collected"
+    with transaction(any_engine) as session:
+        session.add(
+            Event(
+                invoice_number="F-P1",
+                key="closed",
+                kind="closed",
+                at=datetime(2020, 6, 1, tzinfo=UTC),
+                stage="handed_off",
+                summary="Collection ended: handed_off, legal file settled",
+            )
+        )
         privacy.restrict(
             session, "C-P1", reason="injonction de payer", legal_claim=True, by="apikey:2"
         )

@@ -46,6 +46,7 @@ from domain.holds import (
     PromiseToPay,
     ResumeRequest,
 )
+from domain.legal import LegalStatus, LegalUpdate
 from domain.lifecycle import EscalationDecision, InvoiceFacts, Stage
 from domain.money import Money
 from domain.playbook import Playbook, load_playbook_named
@@ -298,6 +299,10 @@ async def escalation(h: Harness) -> Recorded:
     assert await decide(h, number, approve=True) == Stage.MEDIATION
     await h.until_pending_approval(number)
     assert await decide(h, number, approve=True) == Stage.HANDED_OFF
+    # The hand-off stays open with the legal partner (rules 2) until they report its end.
+    await h.handle(number).execute_update(
+        InvoiceWorkflow.update_legal, LegalUpdate(status=LegalStatus.SETTLED, by="claire")
+    )
     return {"escalation_rejected_then_handed_off": await finished(h, number, Stage.HANDED_OFF)}
 
 

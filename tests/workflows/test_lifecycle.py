@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -59,9 +59,15 @@ async def test_full_lifecycle_from_pre_reminder_to_legal_handoff(
         assert status.pending_approval.target_stage == Stage.LEGAL
         assert await decide(h, "INV-LIFE-1", approve=True) == Stage.HANDED_OFF
 
-        final = await h.handle("INV-LIFE-1").result()
-        assert final.stage == Stage.HANDED_OFF
-        assert final.outstanding == facts.amount
+        # The file is with the legal partner, and the invoice still open with nothing planned.
+        handed = await h.status("INV-LIFE-1")
+        assert (handed.stage, handed.outstanding, handed.next_step) == (
+            Stage.HANDED_OFF,
+            facts.amount,
+            None,
+        )
+        described = await h.handle("INV-LIFE-1").describe()
+        assert described.status == WorkflowExecutionStatus.RUNNING
 
         # The debtor's letters leave through their mailbox, a few minutes after the step.
         async def all_out() -> bool:
@@ -91,6 +97,14 @@ async def test_full_lifecycle_from_pre_reminder_to_legal_handoff(
         to = {m["X-Relance-Key"]: m["To"] for m in h.outbox_messages()}
         assert "mediation@example.com" in to["INV-LIFE-1:mediation:email:mediator"]
         assert "dupont.example" in to["INV-LIFE-1:formal_notice:email"]
+
+        # The debtor pays the whole of it to the partner: paid, thanked, and the partner told.
+        await h.pay("INV-LIFE-1", "VIR-LIFE-1", str(facts.amount.amount))
+        final = await h.ended("INV-LIFE-1")
+        assert (final.stage, final.outstanding.is_positive) == (Stage.PAID, False)
+        sent = h.sent(facts)
+        assert ("legal_paid", "legal_partner") in [(step, to) for step, to, _ in sent]
+        assert ("thank_you", "debtor") in [(step, to) for step, to, _ in sent]
 
         # The run replays deterministically on the current code.
         history = await h.handle("INV-LIFE-1").fetch_history()

@@ -62,6 +62,7 @@ class Run:
     steps_done: list[datetime] = field(default_factory=list)
     recorded: list[EventRecord] = field(default_factory=list)
     refused: int = 0
+    notices: list[machine.Notify] = field(default_factory=list)
     # Sends not yet settled, for the driver to answer.
     in_flight: list[machine.Send] = field(default_factory=list)
 
@@ -71,6 +72,8 @@ class Run:
             if isinstance(effect, machine.Send):
                 self.sent.append(Sent(self.now, effect))
                 self.in_flight.append(effect)
+            if isinstance(effect, machine.Notify):
+                self.notices.append(effect)
             if isinstance(effect, machine.Record):
                 self.recorded.append(effect.event)
                 if effect.event.kind == EventKind.STEP_DONE:
