@@ -5,11 +5,12 @@
 Everything runs as in production, on one machine: the Temporal dev server `relance dev` runs
 (a SQLite file, so it survives being killed), the worker and the API as processes of their
 own, and the real `sendgrid` client talking to the loopback SendGrid fake, which answers about
-one request in five with a 5xx or a 429. Days last `--day-seconds`. Each invoice follows a
-scenario drawn from a seeded generator (paid at once, after a reminder, after the formal
-notice, while an escalation waits, after the mediation; escalations approved or rejected; left
-unpaid), while the worker is killed `--kills` times at seeded moments and restarted, and the
-Temporal server is killed once and restarted on the same file.
+one request in five with a 5xx or a 429 and holds one in ten for 1.5 s. Days last
+`--day-seconds`. Each invoice follows a scenario drawn from a seeded generator (paid at once,
+after a reminder, after the formal notice, while an escalation waits, after the mediation;
+escalations approved or rejected; left unpaid), while the worker is killed `--kills` times at
+seeded moments and restarted, and the Temporal server is killed once and restarted on the
+same file.
 
 Then it checks what a debtor and the back office would notice:
 - no message for an invoice reached SendGrid after the API acknowledged its payment (the
@@ -92,6 +93,8 @@ class ChaosConfig:
     seed: int = 12
     day_seconds: float = 1.0
     failure_ratio: float = 0.2
+    slow_ratio: float = 0.1
+    slow_seconds: float = 1.5
     # The kills fall within this many seconds from the first hand-over.
     chaos_seconds: float = 45.0
     # How long the invoices may take to settle once the chaos is over (a slow machine).
@@ -433,6 +436,8 @@ async def run(config: ChaosConfig) -> ChaosResult:
     plans = plans_for(config)
     with FakeSendGrid(api_key=SENDGRID_KEY) as sendgrid:
         sendgrid.fail_randomly(config.failure_ratio, seed=config.seed)
+        # Now and then a slow answer: a payment may come while a message is at SendGrid.
+        sendgrid.delay_randomly(config.slow_ratio, config.slow_seconds, seed=config.seed)
         async with bench_stack(config.day_seconds, creditor_address=CREDITOR_ADDRESS) as bench:
             chaos = Chaos(config, bench, sendgrid)
             chaos.start_worker()

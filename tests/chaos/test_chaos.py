@@ -7,7 +7,7 @@ the mediation; escalations approved, rejected, or left waiting), while:
   and restarted;
 - the Temporal dev server is SIGKILLed once and restarted on the same SQLite file;
 - the real `sendgrid` client talks to the loopback SendGrid, which answers about one request in
-  five with a 500, 502, 503 or 429.
+  five with a 500, 502, 503 or 429, and holds about one in ten for 1.5 s.
 
 The run is `bench.chaos` (`python -m bench.chaos` runs a larger one); the checks are what a
 debtor or the back office would notice. Its outcome does not depend on the interleaving: every
@@ -31,6 +31,7 @@ async def test_payments_messages_and_decisions_survive_kills() -> None:
         ChaosConfig(invoices=24, worker_kills=5, server_kills=1, seed=12, chaos_seconds=40)
     )
     report = "\n".join(result.figures())
+    print(report)  # shown with -s, and on failure
 
     # Every scenario ran, under every fault.
     assert set(result.plans.values()) == set(Plan), report

@@ -5,7 +5,8 @@ otherwise), a validated JSON body (400 with SendGrid's `{"errors": [{message, fi
 naming each bad field), 202 with an empty body and an `X-Message-Id` header on success. Tests
 point `Settings.sendgrid_host` (or `SendGridSender(host=...)`) at `fake.url`, read what arrived
 in `fake.messages`, and script outages with `fail_next` and `delay_next`, or a flaky SendGrid
-with `fail_randomly` (a seeded share of requests answered 5xx or 429, for the chaos tests).
+with `fail_randomly` and `delay_randomly` (a seeded share of requests answered 5xx or 429, or
+held a while: the chaos tests).
 
 What happens after acceptance (delivery, bounces, events) is out of scope: SendGrid reports those
 asynchronously, never in the HTTP answer.
@@ -134,6 +135,7 @@ class FakeSendGrid:
         self._failures: deque[tuple[int, str | None]] = deque()
         self._delays: deque[float] = deque()
         self._random_failures: tuple[float, tuple[int, ...], random.Random] | None = None
+        self._random_delays: tuple[float, float, random.Random] | None = None
         self._injected = 0
         # Set on stop, so a request parked in delay_next returns at once instead of holding up
         # the test run.
@@ -239,6 +241,15 @@ class FakeSendGrid:
         with self._lock:
             self._random_failures = (ratio, statuses, random.Random(seed)) if ratio else None
 
+    def delay_randomly(self, ratio: float, seconds: float, seed: int = 0) -> None:
+        """From now on, hold about `ratio` of the requests (those `delay_next` does not script)
+        for `seconds` before handling them: a SendGrid slow now and then. `ratio=0` turns it
+        off."""
+        if not 0 <= ratio < 1 or seconds < 0:
+            raise ValueError("delay_randomly takes a ratio in [0, 1) and seconds >= 0")
+        with self._lock:
+            self._random_delays = (ratio, seconds, random.Random(seed)) if ratio else None
+
     def reset(self) -> None:
         with self._lock:
             self._messages.clear()
@@ -246,6 +257,7 @@ class FakeSendGrid:
             self._delays.clear()
             self._requests_count = 0
             self._random_failures = None
+            self._random_delays = None
             self._injected = 0
 
     # -- the API -------------------------------------------------------------------------------
@@ -254,6 +266,9 @@ class FakeSendGrid:
         with self._lock:
             self._requests_count += 1
             delay = self._delays.popleft() if self._delays else 0.0
+            if not delay and self._random_delays is not None:
+                ratio, seconds, draw = self._random_delays
+                delay = seconds if draw.random() < ratio else 0.0
             failure = self._failures.popleft() if self._failures else None
             if failure is None and self._random_failures is not None:
                 ratio, statuses, draw = self._random_failures
