@@ -235,7 +235,8 @@ class Chaos:
         self.ledger = Ledger()
         self.draw = random.Random(config.seed + 1)
         self.worker: subprocess.Popen[bytes] | None = None
-        self._killing = False
+        # One of us at a time replaces the worker: never two running, never a kill missed.
+        self._replacing = asyncio.Lock()
 
     # ------------------------------------------------------------------ processes
 
@@ -248,33 +249,34 @@ class Chaos:
         }
 
     def start_worker(self) -> None:
+        if self.worker in self.bench.processes:
+            self.bench.processes.remove(self.worker)
         self.worker = self.bench.spawn(["-m", "worker"], "worker", **self.env())
 
     async def supervise(self) -> None:
         """Restart a worker that died on its own, as its supervisor would, noting its code."""
         while True:
             await asyncio.sleep(0.2)
-            worker = self.worker
-            if worker is None or self._killing or worker.poll() is None:
-                continue
-            self.ledger.worker_exits.append(worker.returncode)
-            progress(f"the worker exited by itself with code {worker.returncode}: restarting it")
-            self.bench.processes.remove(worker)
-            await asyncio.sleep(1)
-            self.start_worker()
+            async with self._replacing:
+                worker = self.worker
+                if worker is None or worker.poll() is None:
+                    continue
+                code = worker.returncode
+                self.ledger.worker_exits.append(code)
+                progress(f"the worker exited by itself with code {code}: restarting it")
+                await asyncio.sleep(1)
+                self.start_worker()
 
     async def kill_worker(self) -> None:
-        assert self.worker is not None
-        self._killing = True
-        try:
+        pause = self.draw.uniform(0.2, 2.0)
+        async with self._replacing:
+            assert self.worker is not None
             self.worker.send_signal(signal.SIGKILL)
             self.worker.wait()
-            self.bench.processes.remove(self.worker)
+            # Once it is dead: a copy SendGrid took before this moment came from it.
             self.ledger.worker_kills.append(time.time())
-            await asyncio.sleep(self.draw.uniform(0.2, 2.0))
+            await asyncio.sleep(pause)
             self.start_worker()
-        finally:
-            self._killing = False
 
     async def kill_server(self) -> None:
         server = self.bench.server
