@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.calendar import business_moment, business_time
 from activities.delivery import DeliveryActivities
@@ -53,10 +54,11 @@ def build_worker(
     sender: EmailSender | None = None,
     renderer: Renderer | None = None,
     task_queue: str | None = None,
+    messaging: MessagingActivities | None = None,
 ) -> Worker:
     install_rates(settings, datetime.now(UTC).date())
     progress = ProgressActivities(engine)
-    messaging = MessagingActivities(
+    messaging = messaging or MessagingActivities(
         engine, sender or build_sender(settings), renderer or Renderer(), settings
     )
     mailbox = MailboxActivities(client, messaging)
@@ -85,8 +87,16 @@ def build_worker(
         max_concurrent_activities=threads,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         max_cached_workflows=settings.worker_max_cached_workflows,
+        workflow_runner=sandbox_runner(settings),
         graceful_shutdown_timeout=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
     )
+
+
+def sandbox_runner(settings: Settings) -> SandboxedWorkflowRunner:
+    restrictions = SandboxRestrictions.default
+    if settings.worker_sandbox_passthrough_all:
+        restrictions = restrictions.with_passthrough_all_modules()
+    return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
 class WorkerFailed(RuntimeError):

@@ -43,11 +43,11 @@ from store.engine import transaction
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice, MessageDay
 from store.timeline import record_snapshot
 
-# A text or a letter that failed for good: recorded, and the collection goes on.
+# A text or a letter that failed for good: recorded, and the collection goes on (one that
+# cannot reach the debtor at all is UNDELIVERABLE: the step's fallback follows).
 _FAILED_ON_CHANNEL = frozenset(
     {
         ErrorType.PERMANENT_SEND_ERROR,
-        ErrorType.UNDELIVERABLE,
         ErrorType.CHANNEL_UNAVAILABLE,
         ErrorType.TEMPLATE_NOT_FOUND,
     }
@@ -213,8 +213,10 @@ class DeliveryActivities:
         try:
             sent = self._messaging.send_on_channel(_send_request(request), key)
         except ApplicationError as err:
-            # Undeliverable (no number or address, STOP): the machine's seam for the fallback
-            # reads it from the reason, until SendResult has a value of its own for it.
+            # Undeliverable (no number or address, a STOP, a number the provider refuses for
+            # good): the machine takes the step's fallback.
+            if err.type == ErrorType.UNDELIVERABLE:
+                return DeliveryOutcome(key=key, result=SendResult.UNDELIVERABLE, reason=err.message)
             if err.type in _FAILED_ON_CHANNEL:
                 reason = f"{err.type}: {err.message}"
                 return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
@@ -36,12 +36,14 @@ from activities.letters.provider import PostalProvider, build_postal_provider
 from activities.sms.channel import send_sms
 from activities.sms.message import SmsSender, build_sms_sender
 from config import Settings
-from domain.calendar import add_business_days
+from domain.dossier_link import dossier_link
 from domain.law import AmountDue, LatePaymentCosts
 from domain.money import Money
+from domain.notice import deadline_after
 from domain.playbook import (
     LATE_PAYMENT_STATEMENT_TEMPLATE,
     Channel,
+    Playbook,
     PlaybookError,
     PlaybookLibrary,
     Recipient,
@@ -112,13 +114,15 @@ class SendOutcome(BaseModel):
     replayed: bool = False
 
 
-def notice_deadline(request: SendRequest) -> date | None:
-    """The formal notice's deadline as a date: given, or `notice_days` after the day it is
-    sent; None when it runs from the debtor's receipt of the letter (a date not known yet)."""
+def notice_deadline(
+    request: SendRequest, country: str, subdivision: str | None = None
+) -> date | None:
+    """The formal notice's deadline as a date: given, or `notice_days` business days after the
+    day it is sent; None when it runs from the debtor's receipt of the letter (not known yet)."""
     if request.deadline is not None:
         return request.deadline
     if request.notice_days and not request.deadline_from_receipt:
-        return request.as_of + timedelta(days=request.notice_days)
+        return deadline_after(request.as_of, request.notice_days, country, subdivision)
     return None
 
 
@@ -330,6 +334,8 @@ class MessagingActivities:
         context = self._context(request, invoice, debtor, payments, language)
         if portal_url is not None:
             context = context.model_copy(update={"portal_url": portal_url})
+        if request.recipient == Recipient.LEGAL_PARTNER:
+            context = context.model_copy(update=self.dossier_link(invoice.number))
         # Template errors go to the caller: a send records them, a preview reports them.
         rendered = self._renderer.render(request.template, context)
         to_email, to_name = self._address(request.recipient, debtor)
@@ -354,6 +360,21 @@ class MessagingActivities:
         return personal_link(
             self._settings.public_url, secret.get_secret_value(), debtor_id, version
         )
+
+    def dossier_link(self, number: str) -> dict[str, object]:
+        """The legal file's signed link and its expiry, for the legal partner (none while
+        RELANCE_DOSSIER_LINK_SECRET is unset: the message then offers the file on request)."""
+        secret = self._settings.dossier_link_secret
+        if secret is None:
+            return {}
+        url, expires = dossier_link(
+            self._settings.public_url,
+            secret.get_secret_value(),
+            number,
+            now=datetime.now(UTC),
+            valid_for=timedelta(days=self._settings.dossier_link_days),
+        )
+        return {"dossier_url": url, "dossier_expires": expires.date()}
 
     def _address(self, recipient: Recipient, debtor: Debtor) -> tuple[str, str | None]:
         match recipient:
@@ -384,6 +405,13 @@ class MessagingActivities:
 
     def notice_days(self, invoice: Invoice) -> int:
         return _notice_days(self._settings, invoice)
+
+    def notice_rules(self, invoice: Invoice) -> tuple[int, bool]:
+        """The formal notice's business days, and whether they run from receipt."""
+        playbook = _playbook_of(self._settings, invoice)
+        if playbook is None:
+            return DEFAULT_NOTICE_DAYS, False
+        return playbook.notice_deadline_business_days, playbook.notice_deadline_from == "receipt"
 
     def context_for(
         self, request: SendRequest, invoice: Invoice, debtor: Debtor, language: str
@@ -448,7 +476,7 @@ class MessagingActivities:
             provisional=statement.provisional if statement else None,
             # A portal acknowledgment names its own answer date; a notice counts business days.
             deadline=request.deadline
-            or add_business_days(request.as_of, days, debtor.country, debtor.subdivision),
+            or deadline_after(request.as_of, days, debtor.country, debtor.subdivision),
             deadline_business_days=days,
             paid=request.paid,
             approval_id=request.approval_id,
@@ -457,7 +485,7 @@ class MessagingActivities:
             installment_due_date=request.installment_due_date,
             reference=request.reference,
             outcome=request.outcome,
-            notice_deadline=notice_deadline(request),
+            notice_deadline=notice_deadline(request, debtor.country, debtor.subdivision),
             for_letter=True if request.channel == Channel.LETTER else None,
         )
         if costs is None:
@@ -499,8 +527,13 @@ def _statement(
 
 def _notice_days(settings: Settings, invoice: Invoice) -> int:
     """The formal notice's business days to pay, from the invoice's playbook."""
+    playbook = _playbook_of(settings, invoice)
+    return playbook.notice_deadline_business_days if playbook else DEFAULT_NOTICE_DAYS
+
+
+def _playbook_of(settings: Settings, invoice: Invoice) -> Playbook | None:
     library = PlaybookLibrary(playbook_directories(settings.playbooks_dir))
     try:
-        return library.get(invoice.playbook).formal_notice_deadline_business_days
+        return library.get(invoice.playbook)
     except (PlaybookError, OSError):
-        return DEFAULT_NOTICE_DAYS
+        return None

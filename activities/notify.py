@@ -77,11 +77,14 @@ class BackofficeEventKind(StrEnum):
     RESUMED = "resumed"
     EMAIL_UNDELIVERABLE = "email_undeliverable"
     HANDED_OFF = "handed_off"
+    # Paid after its due date: sent once the late-payment costs are known, with them in data.
     PAID = "paid"
     CANCELLED = "cancelled"
     WRITTEN_OFF = "written_off"
     # Paid after its due date: the interest and the 40 € it still owes (data: the amounts).
     LATE_PAYMENT_COSTS = "late_payment_costs"
+    # A text, letter or call did not reach the debtor: the playbook's fallback took over.
+    CONTACT_UNDELIVERABLE = "contact_undeliverable"
 
 
 def backoffice_event_id(invoice_number: str, kind: BackofficeEventKind, key: str | int) -> str:

@@ -249,6 +249,9 @@ class TaskKind(StrEnum):
     PLAN_APPROVAL = "plan_approval"
     # A debtor asked for a payment plan on the phone: a collector drafts the proposal.
     PLAN_PROPOSAL = "plan_proposal"
+    # The claim becomes time-barred in six months (L110-4): act, or get the debt acknowledged
+    # (a promise recorded as this task's outcome is one).
+    LIMITATION = "limitation"
 
 
 # reached, no_answer (not reached), wrong_number, promise, dispute, plan_requested.

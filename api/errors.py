@@ -131,6 +131,13 @@ class Conflict(ApiError):
     kind = "conflict"
 
 
+class Gone(ApiError):
+    """It existed, and is no more (a signed link past its expiry)."""
+
+    status_code = 410
+    kind = "gone"
+
+
 class Invalid(ApiError):
     """A request that is well-formed but wrong: names the field (body unless said otherwise)."""
 

@@ -106,6 +106,9 @@ PUBLIC: frozenset[Operation] = frozenset(
         # Twilio's signature, and Maileva's HTTP Basic credentials.
         ("POST", "/v1/webhooks/twilio"),
         ("POST", "/v1/webhooks/maileva"),
+        # The legal file for the legal partner: the link's HMAC signature and expiry are the
+        # credential (domain/dossier_link.py); a lawyer has no API key.
+        ("GET", "/v1/legal-files/{number}"),
     }
 )
 

@@ -420,6 +420,37 @@ class PaymentPublic(BaseModel):
     recorded_at: datetime
 
 
+class InterestSegmentPublic(BaseModel):
+    """One line of the interest: a principal late over days of one half-year, at one rate."""
+
+    principal: MoneyPublic
+    start: date = Field(description="first day of interest (inclusive)")
+    end: date = Field(description="last day of interest (inclusive)")
+    days: int
+    rate: str = Field(description="annual percent", examples=["13.15"])
+    basis: str = Field(examples=["ecb_plus_10"])
+    clause: str | None = None
+    half_year: str = Field(examples=["2025-H1"])
+    provisional: bool
+
+
+class LatePaymentCostsPublic(BaseModel):
+    """What an invoice paid after its due date still owes: interest to each payment's day and
+    the 40 € recovery indemnity (Code de commerce L441-10 II, D441-5)."""
+
+    interest: MoneyPublic
+    indemnity: MoneyPublic = Field(description="always 40 EUR, once per invoice")
+    total: MoneyPublic = Field(
+        description="interest + indemnity for an invoice in EUR; the interest alone otherwise"
+    )
+    indemnity_in_total: bool
+    currency: str
+    paid_on: date = Field(description="the day the last payment settled the invoice")
+    days_late: int
+    provisional: bool = Field(description="a rate used is past the tables or unconfirmed")
+    segments: list[InterestSegmentPublic] = []
+
+
 class InvoicePublic(BaseModel):
     number: str
     debtor_id: str
@@ -437,6 +468,12 @@ class InvoicePublic(BaseModel):
     playbook_version: int | None = None
     # Things the back office should know about its hand-over (e.g. the debtor is opted out).
     warnings: list[str] = []
+    # The last day an action for payment can be brought: 5 years from the due date (Code de
+    # commerce L110-4), restarted by the latest acknowledgment of the debt (Civil code 2240),
+    # never by a formal notice. None once nothing is owed.
+    limitation_date: date | None = None
+    # Paid after its due date: the late-payment costs it still owes (once computed).
+    late_payment_costs: LatePaymentCostsPublic | None = None
 
 
 # ------------------------------------------------------------------ payments
@@ -518,6 +555,7 @@ _ERROR_MEANINGS = {
     403: "The API key's role may not do this, or a four-eyes rule forbids it",
     404: "Unknown resource",
     409: "The request conflicts with the invoice's current state",
+    410: "The signed link has expired: ask for a new one",
     413: "The body is too large",
     422: "Invalid fields: each one in `errors`, with its location",
     500: "A bug or a broken server configuration: nothing the client can fix",

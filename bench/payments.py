@@ -36,7 +36,11 @@ from bench.harness import (
 )
 from bench.intake import invoice_body, post_batches, raw_starts
 from config import Settings
+from contracts.ids import workflow_id
+from domain.lifecycle import PaymentInput
+from domain.money import Money
 from store.tables import Event
+from workflows.invoice import InvoiceWorkflow
 
 BATCH = 1000
 MIB = 2**20
@@ -47,7 +51,9 @@ def _opened(bench: Bench) -> int:
         return int(session.exec(select(func.count()).where(Event.kind == "opened")).one())
 
 
-async def _relance(bench: Bench, open_: int, payments: int, seed: int) -> tuple[list[float], int]:
+async def _relance(
+    bench: Bench, open_: int, payments: int, seed: int
+) -> tuple[list[float], list[float], int]:
     worker = await bench.start_worker("relance")
     api, base = await bench.start_api()
     headers = {"Authorization": f"Bearer {bench.api_key()}"}
@@ -61,8 +67,10 @@ async def _relance(bench: Bench, open_: int, payments: int, seed: int) -> tuple[
         await until_idle(worker.pid, "relance worker")
         rss = memory_bytes(worker.pid)
         progress(f"relance: {payments} payments, one after the other")
-        latencies = []
-        for number in random.Random(seed).sample([b["number"] for b in bodies], payments):
+        latencies: list[float] = []
+        updates: list[float] = []
+        numbers = random.Random(seed).sample([b["number"] for b in bodies], payments)
+        for number in numbers:
             started = time.perf_counter()
             response = await http.post(
                 f"/v1/invoices/{number}/payments",
@@ -72,9 +80,19 @@ async def _relance(bench: Bench, open_: int, payments: int, seed: int) -> tuple[
             response.raise_for_status()
             if response.json()["stage"] != "paid":
                 raise RuntimeError(f"{number}: payment answered {response.json()}")
+        # The same Update sent straight to other invoices: what the workflow costs, apart from
+        # the API's own work (auth, the store's checks and the answer written before replying).
+        progress(f"relance: {payments} payments as bare Updates, no API")
+        paid = {b["number"] for b in bodies} - set(numbers)
+        for number in random.Random(seed + 1).sample(sorted(paid), payments):
+            handle = bench.client.get_workflow_handle(workflow_id(number))
+            payment = PaymentInput(reference=f"PAY-{number}", amount=Money.of("1200.00", "EUR"))
+            started = time.perf_counter()
+            await handle.execute_update(InvoiceWorkflow.record_payment, payment)
+            updates.append(time.perf_counter() - started)
     bench.stop(api)
     bench.stop(worker)
-    return latencies, rss
+    return latencies, updates, rss
 
 
 async def _bare(bench: Bench, open_: int, payments: int, seed: int) -> tuple[list[float], int]:
@@ -86,7 +104,7 @@ async def _bare(bench: Bench, open_: int, payments: int, seed: int) -> tuple[lis
     progress(f"bare: {payments} updates, one after the other")
     latencies = []
     for i in random.Random(seed).sample(range(open_), payments):
-        handle = bench.client.get_workflow_handle_for(BareWorkflow.run, f"bare-{stamp}-{i}")
+        handle = bench.client.get_workflow_handle(f"bare-{stamp}-{i}")
         started = time.perf_counter()
         await handle.execute_update(BareWorkflow.pay)
         latencies.append(time.perf_counter() - started)
@@ -98,7 +116,7 @@ async def run(open_: int, payments: int, seed: int, **worker: int) -> None:
     payments = min(payments, open_)
     before = load()
     async with bench_stack(86400.0, **worker) as bench:
-        relance, relance_rss = await _relance(bench, open_, payments, seed)
+        relance, updates, relance_rss = await _relance(bench, open_, payments, seed)
         bare, bare_rss = await _bare(bench, open_, payments, seed)
         server_rss = memory_bytes(bench.server_pid)
     cache = bench.settings.worker_max_cached_workflows
@@ -115,6 +133,14 @@ async def run(open_: int, payments: int, seed: int, **worker: int) -> None:
         row(
             f"p{pct} latency",
             1000 * percentile(relance, pct),
+            1000 * percentile(bare, pct),
+            "ms",
+            better="low",
+        )
+    for pct in (50, 99):
+        row(
+            f"p{pct} Update alone, no API",
+            1000 * percentile(updates, pct),
             1000 * percentile(bare, pct),
             "ms",
             better="low",

@@ -35,6 +35,10 @@ class InvoiceWorkflowInput(BaseModel):
     machine: CollectionState | None = None
     # Tell the back office (webhooks configured): no notification activity runs otherwise.
     notify_backoffice: bool = True
+    # The rules' edition a new invoice starts on (domain/collection/state.py). Inputs saved
+    # before editions existed carry none: their histories replay on edition 1. Set by the
+    # caller rather than decided in the workflow, so it costs no history event.
+    rules: int = Field(default=1, ge=1)
 
 
 class Snapshot(BaseModel):

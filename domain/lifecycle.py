@@ -87,6 +87,9 @@ class PaymentResult(BaseModel):
     # The invoice's revision once the payment was applied: the API writes the answer to the
     # read model under it before acknowledging (None on a replayed answer).
     revision: int | None = None
+    # The claim's limitation date once this payment acknowledged the debt (Civil code 2240):
+    # written to the read model with the answer, as the snapshot of the same revision would.
+    limitation_date: date | None = None
 
 
 class EscalationDecision(BaseModel):
@@ -123,6 +126,9 @@ class InvoiceStatus(BaseModel):
     overpayment: Money | None = None
     # Increases with every recorded change, so the read model ignores stale snapshots.
     revision: int = 0
+    # The last day an action for payment can be brought (L110-4: 5 years from the due date,
+    # started afresh by the latest acknowledgment of the debt); None once nothing is owed.
+    limitation_date: date | None = None
 
 
 class DecisionResult(BaseModel):

@@ -173,6 +173,11 @@ class LatePaymentCostsAction(StrEnum):
 LATE_PAYMENT_STATEMENT_TEMPLATE = "late_payment_statement"
 
 
+NOTICE_DAYS = "notice_deadline_business_days"
+# Former names of NOTICE_DAYS (the law's and the letters' first settings), still read.
+DEPRECATED_NOTICE_DAYS = ("formal_notice_deadline_business_days", "notice_days")
+
+
 class Playbook(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -201,9 +206,13 @@ class Playbook(BaseModel):
     plan_approval_installments: int = Field(default=6, ge=1)
     # A phone step gives a collector this many days to call.
     call_task_days: float = Field(default=2, gt=0)
-    # The formal notice gives this many business days (in the debtor's country) to pay, and
-    # states the deadline as a calendar date.
-    formal_notice_deadline_business_days: int = Field(default=8, ge=1, le=60)
+    # The formal notice gives this many business days (in the debtor's country) to pay,
+    # counted from the day it is sent, or from the day the debtor received the registered letter
+    # (its acknowledgment of receipt); the letter states the deadline as a calendar date, or
+    # "N business days from receipt". One setting (domain/notice.py computes the deadline):
+    # the older names `formal_notice_deadline_business_days` and `notice_days` still load.
+    notice_deadline_business_days: int = Field(default=8, ge=1, le=60)
+    notice_deadline_from: Literal["sending", "receipt"] = "sending"
     late_payment_costs: LatePaymentCostsAction = LatePaymentCostsAction.NOTIFY_BACKOFFICE
     # Whether the creditor claims late-payment interest and the 40 € indemnity from these
     # debtors (the debtor portal states them only then).
@@ -215,11 +224,30 @@ class Playbook(BaseModel):
     # A text may use at most this many segments (each is billed as one message); templates
     # rendered with sample values are checked at load time (messages/channel_checks.py).
     sms_max_segments: int = Field(default=2, ge=1, le=10)
-    # The formal notice's deadline: days given to pay, counted from the day it is sent, or
-    # from the day the debtor received the registered letter (its acknowledgment of receipt).
-    notice_days: int = Field(default=8, ge=1, le=90)
-    notice_deadline_from: Literal["sending", "receipt"] = "sending"
     steps: tuple[Step, ...] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_names(cls, data: Any) -> Any:
+        """Files (and invoices' carried playbooks) written with a former name of the notice's
+        deadline load as before; two names giving two figures are refused."""
+        if not isinstance(data, dict):
+            return data
+        given = {name: data[name] for name in DEPRECATED_NOTICE_DAYS if name in data}
+        if not given:
+            return data
+        data = {k: v for k, v in data.items() if k not in DEPRECATED_NOTICE_DAYS}
+        values = {*given.values(), *([data[NOTICE_DAYS]] if NOTICE_DAYS in data else [])}
+        if len(values) > 1:
+            names = ", ".join([*given, *([NOTICE_DAYS] if NOTICE_DAYS in data else [])])
+            raise ValueError(f"{names} disagree: give {NOTICE_DAYS} only")
+        data.setdefault(NOTICE_DAYS, next(iter(given.values())))
+        return data
+
+    @property
+    def formal_notice_deadline_business_days(self) -> int:
+        """Former name of `notice_deadline_business_days`."""
+        return self.notice_deadline_business_days
 
     @model_validator(mode="after")
     def _check_order(self) -> Playbook:

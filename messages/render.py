@@ -145,6 +145,9 @@ class MessageContext(BaseModel):
     # when the text goes into a letter whose layout prints sender, recipient, date and subject.
     notice_deadline: date | None = None
     for_letter: bool | None = None
+    # The legal partner's hand-off: the signed link to the legal file, and its last valid day.
+    dossier_url: str | None = None
+    dossier_expires: date | None = None
 
     @property
     def interest_from(self) -> date:

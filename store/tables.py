@@ -92,6 +92,11 @@ class Invoice(SQLModel, table=True):
     revision: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # The last day an action for payment can be brought (L110-4, restarted by the latest
+    # acknowledgment); None once nothing is owed.
+    limitation_date: date | None = None
+    # domain.law.LatePaymentCosts as JSON, once an invoice paid late has them computed.
+    late_payment_costs: dict[str, object] | None = Field(default=None, sa_column=Column(JSON))
 
 
 class Payment(SQLModel, table=True):

@@ -82,6 +82,11 @@ def write_events(session: Session, number: str, records: Sequence[EventRecord], 
             if invoice is not None:
                 invoice.playbook, invoice.playbook_version = record.playbook
                 session.add(invoice)
+        if record.late_costs is not None:
+            invoice = session.get(Invoice, number)
+            if invoice is not None:
+                invoice.late_payment_costs = record.late_costs.model_dump(mode="json")
+                session.add(invoice)
     return written
 
 
@@ -235,6 +240,7 @@ def apply_status(session: Session, status: InvoiceStatus) -> bool:
         next_step=step.step_id if step else None,
         next_step_at=step.at if step else None,
         next_message_key=step.message_key if step else None,
+        limitation_date=status.limitation_date,
     )
 
 
@@ -272,6 +278,9 @@ def acknowledge_payment(
         "outstanding": result.outstanding.amount,
         "overpayment": result.overpayment.amount if result.overpayment else None,
     }
+    if result.limitation_date is not None or ended:
+        # (An answer of the first workflow shape carries no date: it leaves the known one.)
+        values["limitation_date"] = result.limitation_date
     if ended:
         values.update(next_step=None, next_step_at=None, next_message_key=None)
     for attempt in (1, 2):

@@ -19,6 +19,7 @@ from temporalio.runtime import Runtime
 
 from config import Settings
 from contracts.invoice import InvoiceWorkflowInput
+from domain.collection.state import RULES_LATEST
 from domain.holds import HoldRequest
 from domain.lifecycle import InvoiceFacts, InvoiceStatus, Stage
 from domain.playbook import Playbook
@@ -77,6 +78,7 @@ async def start_invoice(
                 hold=hold,
                 history_limit=history_limit,
                 notify_backoffice=notify_backoffice,
+                rules=RULES_LATEST,
             ),
             id=contract.workflow_id(invoice.number),
             task_queue=task_queue,

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Command,
         ContactCorrected,
         LateCostsComputed,
+        LetterReceived,
         SendResult,
         SendSettled,
     )
@@ -115,7 +116,9 @@ class InvoiceWorkflow:
         elif input.state is not None and self._legacy is None:
             self._state = from_carried_state(input, now)
         else:
-            self._state = machine.new_state(input.invoice, input.playbook, input.day_seconds, now)
+            self._state = machine.new_state(
+                input.invoice, input.playbook, input.day_seconds, now, rules=input.rules
+            )
         self._input = input
         self._lock = asyncio.Lock()
         self._woken = False
@@ -338,6 +341,7 @@ class InvoiceWorkflow:
                     stage=notice.stage.value,
                     outstanding=notice.outstanding,
                     occurred_at=notice.at,
+                    data=notice.data,
                 ),
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 schedule_to_close_timeout=NOTIFY_DEADLINE,
@@ -558,3 +562,9 @@ class InvoiceWorkflow:
         if self._legacy is not None:
             return  # the first shape has no use for it: its bounce stays until it moves over
         await self._command(correction)
+
+    @workflow.signal
+    async def letter_received(self, received: LetterReceived) -> None:
+        if self._legacy is not None:
+            return  # the first shape knows no receipts: its deadline ran from sending
+        await self._command(received, wait=False)

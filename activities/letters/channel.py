@@ -74,11 +74,17 @@ def send_letter(
         raise ApplicationError(
             str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
         ) from exc
+    if registered and request.notice_days is None and request.deadline is None:
+        # A registered letter states the formal notice's deadline as the playbook gives it.
+        days, from_receipt = messaging.notice_rules(invoice)
+        request = request.model_copy(
+            update={"notice_days": days, "deadline_from_receipt": from_receipt}
+        )
     deadline_note: str | None
     if request.deadline_from_receipt and request.notice_days:
         deadline_note = label(language, "deadline_receipt", days=request.notice_days)
     else:
-        deadline = notice_deadline(request)
+        deadline = notice_deadline(request, debtor.country, debtor.subdivision)
         deadline_note = (
             label(language, "deadline", date=date_text(deadline, language)) if deadline else None
         )

@@ -71,7 +71,9 @@ _LABELS = {
         "indemnity": "Indemnité forfaitaire pour frais de recouvrement (article D441-5)",
         "total": "Total dû",
         "deadline": "À régler au plus tard le {date}.",
-        "deadline_receipt": "À régler dans les {days} jours de la réception de la présente.",
+        "deadline_receipt": (
+            "À régler dans les {days} jours ouvrés suivant la réception de la présente."
+        ),
     },
     "en": {
         "registered": "REGISTERED LETTER WITH ACKNOWLEDGMENT OF RECEIPT",
@@ -89,7 +91,7 @@ _LABELS = {
         "indemnity": "Fixed recovery indemnity (art. D441-5)",
         "total": "Total due",
         "deadline": "To be paid by {date} at the latest.",
-        "deadline_receipt": "To be paid within {days} days of receiving this letter.",
+        "deadline_receipt": "To be paid within {days} business days of receiving this letter.",
     },
 }
 

@@ -12,6 +12,7 @@ from api.routes import (
     health,
     imports,
     invoices,
+    legal_files,
     previews,
     privacy,
     tasks,
@@ -26,6 +27,8 @@ _GUARDED = [Depends(authorize), Depends(idempotency)]
 router = APIRouter()
 router.include_router(health.router)
 router.include_router(webhooks.router)
+# Its signed link is the credential (api.roles.PUBLIC).
+router.include_router(legal_files.router)
 for module in (
     invoices,
     approvals,

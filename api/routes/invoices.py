@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Response
 
@@ -73,16 +74,13 @@ def history(number: str, session: SessionDep, _: Caller) -> list[HistoryEntry]:
     return invoices.history(session, number)
 
 
-@router.get(
-    "/{number}/dossier",
-    responses={
-        **error_responses(401, 403, 404, 422),
-        200: {"content": {"application/zip": {}}, "description": "the legal file (zip)"},
-    },
-    response_class=Response,
-    summary="The legal file: invoice, timeline, messages as sent, amounts, summary PDF (zip)",
-)
-def get_dossier(number: str, session: SessionDep, settings: SettingsDep, _: Caller) -> Response:
+# The legal file's answer, here and behind its signed link (api/routes/legal_files.py).
+LEGAL_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/zip": {}}, "description": "the legal file (zip)"}
+}
+
+
+def legal_file(session: SessionDep, settings: SettingsDep, number: str) -> Response:
     now = datetime.now(UTC)
     body = dossier.dossier(session, settings, number, as_of=now.date(), created_at=now)
     return Response(
@@ -90,3 +88,13 @@ def get_dossier(number: str, session: SessionDep, settings: SettingsDep, _: Call
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{number}-dossier.zip"'},
     )
+
+
+@router.get(
+    "/{number}/dossier",
+    responses={**error_responses(401, 403, 404, 422), **LEGAL_FILE},
+    response_class=Response,
+    summary="The legal file: invoice, timeline, messages as sent, amounts, summary PDF (zip)",
+)
+def get_dossier(number: str, session: SessionDep, settings: SettingsDep, _: Caller) -> Response:
+    return legal_file(session, settings, number)

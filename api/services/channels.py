@@ -17,14 +17,19 @@ workflow as the same `delivery_event` an email bounce produces ("bounce" or "dro
 channel), so the playbook's fallback takes over. Each provider event is recorded once
 (`inbound_event`): a replay changes nothing in the store and is signalled again (workflows
 ignore an event id they have seen).
+
+A registered letter's acknowledgment of receipt goes to the workflow as `letter_received`, with
+the formal notice's deadline when the playbook runs it from receipt (domain/notice.py): the
+invoice records it and its next step waits for that deadline.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -41,7 +46,9 @@ from api.errors import ApiError, Forbidden, NotFound, Unavailable
 from api.services.debtors import playbook_named
 from api.services.webhooks import apply_delivery, signal_workflows
 from config import Settings
+from domain.collection.commands import LetterReceived
 from domain.holds import DeliveryEvent, DeliveryKind
+from domain.notice import notice_deadline as deadline_of
 from domain.playbook import Channel, Playbook
 from store.engine import transaction
 from store.letters import FINAL, UNDELIVERED, Letter, LetterPublic, LetterStatus
@@ -75,7 +82,7 @@ class BadRequest(ApiError):
     status_code = 400
 
 
-Signals = list[tuple[str, DeliveryEvent]]
+Signals = list[tuple[str, DeliveryEvent | LetterReceived]]
 
 
 def _record_once(session: Session, event_id: str, source: str, kind: str, number: str) -> bool:
@@ -162,7 +169,9 @@ def _record_reply(engine: Engine, params: dict[str, str]) -> Signals:
     if not words or words[0] not in STOP_WORDS:
         return []  # a reply worth reading is on Twilio's console; we act on STOP only
     sender = params["From"]
-    event_id = f"twilio:{params.get('MessageSid') or sender}:stop"
+    # The reply's own id, never the number (the event id travels into the workflow's history).
+    reply_id = params.get("MessageSid") or hashlib.sha256(sender.encode()).hexdigest()[:16]
+    event_id = f"twilio:{reply_id}:stop"
     signals: Signals = []
     with transaction(engine) as session:
         debtors = session.exec(select(Debtor).where(Debtor.phone == sender)).all()
@@ -254,7 +263,16 @@ def apply_letter_outcome(
     return changed
 
 
-def _letter_signal(letter: Letter, event_id: str) -> tuple[str, DeliveryEvent] | None:
+def _letter_signal(
+    letter: Letter, event_id: str
+) -> tuple[str, DeliveryEvent | LetterReceived] | None:
+    if letter.status == LetterStatus.RECEIVED and letter.registered and letter.received_on:
+        # The acknowledgment of receipt: the workflow records it (and, when the notice's
+        # deadline runs from it, waits for that deadline; see `with_deadlines`).
+        received = LetterReceived(
+            event_id=event_id, step_id=letter.step_id, received_on=letter.received_on
+        )
+        return letter.invoice_number, received
     if letter.status not in UNDELIVERED:
         return None
     reason = (
@@ -279,13 +297,45 @@ def playbook_of(engine: Engine, settings: Settings, number: str) -> Playbook | N
         return None
 
 
-def notice_deadline(letter: Letter, playbook: Playbook | None) -> date | None:
+def receipt_deadline(engine: Engine, settings: Settings, letter: Letter) -> date | None:
     """A formal notice whose deadline runs from receipt: known once the AR came back."""
-    if letter.received_on is None or playbook is None:
+    if letter.received_on is None or not letter.registered:
         return None
-    if playbook.notice_deadline_from != "receipt" or not letter.registered:
+    playbook = playbook_of(engine, settings, letter.invoice_number)
+    if playbook is None or playbook.notice_deadline_from != "receipt":
         return None
-    return letter.received_on + timedelta(days=playbook.notice_days)
+    with Session(engine) as session:
+        invoice = session.get(Invoice, letter.invoice_number)
+        debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
+    if debtor is None:
+        return None
+    return deadline_of(
+        playbook,
+        sent_on=letter.received_on,
+        received_on=letter.received_on,
+        country=debtor.country,
+        subdivision=debtor.subdivision,
+    )
+
+
+def with_deadlines(engine: Engine, settings: Settings, signals: Signals) -> Signals:
+    """Receipts carry the notice's deadline when it runs from them (the business calendar is
+    known here, not in the workflow)."""
+    filled: Signals = []
+    for number, event in signals:
+        if isinstance(event, LetterReceived):
+            with Session(engine) as session:
+                letter = session.exec(
+                    select(Letter).where(
+                        Letter.invoice_number == number, Letter.step_id == event.step_id
+                    )
+                ).first()
+            if letter is not None:
+                event = event.model_copy(
+                    update={"deadline": receipt_deadline(engine, settings, letter)}
+                )
+        filled.append((number, event))
+    return filled
 
 
 def _record_letter_event(
@@ -297,7 +347,8 @@ def _record_letter_event(
             raise NotFound(f"no letter {key}")
         apply_letter_outcome(session, letter, body.outcome, body.on, by, body.tracking_number)
         signal = _letter_signal(letter, f"letter:{key}:{letter.status}")
-        return letter, [signal] if signal else [], signal is not None
+        fallback = signal is not None and isinstance(signal[1], DeliveryEvent)
+        return letter, [signal] if signal else [], fallback
 
 
 async def record_letter_event(
@@ -311,11 +362,12 @@ async def record_letter_event(
     letter, signals, fallback = await to_thread.run_sync(
         _record_letter_event, engine, key, body, by
     )
+    signals = await to_thread.run_sync(with_deadlines, engine, settings, signals)
     await signal_workflows(client, settings, signals)
-    playbook = await to_thread.run_sync(playbook_of, engine, settings, letter.invoice_number)
+    deadline = await to_thread.run_sync(receipt_deadline, engine, settings, letter)
     return LetterRecorded(
         letter=LetterPublic.model_validate(letter, from_attributes=True),
-        deadline=notice_deadline(letter, playbook),
+        deadline=deadline,
         fallback=fallback,
     )
 
@@ -398,6 +450,7 @@ async def receive_maileva(
     if not isinstance(maileva, MailevaClient):
         raise Unavailable("RELANCE_POSTAL_BACKEND is not maileva: its notifications are not read")
     signals = await to_thread.run_sync(refresh_letter, engine, maileva, payload)
+    signals = await to_thread.run_sync(with_deadlines, engine, settings, signals)
     await signal_workflows(client, settings, signals)
 
 

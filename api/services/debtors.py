@@ -38,6 +38,7 @@ from config import Settings
 from domain.collection.commands import ContactCorrected
 from domain.holds import HoldRequest
 from domain.playbook import (
+    Channel,
     Playbook,
     PlaybookError,
     PlaybookLibrary,
@@ -323,10 +324,16 @@ async def contact_corrected(
     *,
     by: str,
     reason: str = "",
+    channels: Sequence[Channel] = (Channel.EMAIL,),
 ) -> None:
     # One id per correction (the same for every invoice): a retried signal changes nothing.
     event_id = f"contact:{debtor_id}:{uuid.uuid4().hex[:12]}"
-    correction = ContactCorrected(event_id=event_id, by=by, reason=reason or "address corrected")
+    correction = ContactCorrected(
+        event_id=event_id,
+        by=by,
+        reason=reason or "address corrected",
+        channels=tuple(channels),
+    )
     for number in numbers:
         try:
             await invoice_handle(client, number).signal(

@@ -34,8 +34,10 @@ from api.idempotency import Idempotency
 from api.schemas import (
     ApprovalPublic,
     HistoryEntry,
+    InterestSegmentPublic,
     InvoiceCreate,
     InvoicePublic,
+    LatePaymentCostsPublic,
     MoneyPublic,
     NextStepPublic,
     PaymentCreate,
@@ -45,9 +47,10 @@ from api.schemas import (
 from api.services import debtors
 from config import Settings
 from domain.holds import HoldRequest
+from domain.law import LatePaymentCosts
 from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceFacts, PaymentInput, Stage
 from domain.money import Money
-from domain.playbook import Playbook, Recipient
+from domain.playbook import Channel, Playbook, Recipient
 from domain.selection import resolve_segment
 from store.debtors import open_invoice_numbers, override_of
 from store.engine import transaction
@@ -152,12 +155,23 @@ def _address_json(d: ContactFields) -> dict[str, object] | None:
 _KEPT_WHEN_OMITTED = ("segment", "annual_revenue", "headcount", "timezone", "subdivision")
 
 
-def _merge_debtor(session: Session, incoming: Debtor) -> tuple[Debtor, bool]:
+def _merge_debtor(session: Session, incoming: Debtor) -> tuple[Debtor, tuple[Channel, ...]]:
     """Contact details: the newest hand-over wins. Segment, size and location: the newest
     one that gives them (a back office that sends no size does not erase the known one).
-    Also says whether the email address changed (a bounced address corrected)."""
+    Also says which channels a changed detail corrected (a bounced address, a number that said
+    STOP or was never reached, a postal address whose letter came back)."""
     existing = session.get(Debtor, incoming.id)
-    corrected = existing is not None and existing.email != incoming.email
+    channels: list[Channel] = []
+    if existing is not None:
+        if existing.email != incoming.email:
+            channels.append(Channel.EMAIL)
+        if incoming.phone is not None and incoming.phone != existing.phone:
+            channels += [Channel.SMS, Channel.PHONE]
+        if incoming.postal_address is not None and incoming.postal_address != (
+            existing.postal_address
+        ):
+            channels.append(Channel.LETTER)
+    corrected = Channel.EMAIL in channels
     if existing is not None:
         for name in _KEPT_WHEN_OMITTED:
             if getattr(incoming, name) is None:
@@ -168,7 +182,7 @@ def _merge_debtor(session: Session, incoming: Debtor) -> tuple[Debtor, bool]:
     if corrected:
         stored.email_invalid_at = None
     session.add(stored)
-    return stored, corrected
+    return stored, tuple(channels)
 
 
 def _differences(session: Session, existing: Invoice, facts: InvoiceFacts) -> list[str]:
@@ -218,8 +232,9 @@ class Recorded:
     created: bool
     # An opted-out debtor's new invoice starts on hold until the opt-out ends.
     hold: HoldRequest | None = None
-    # The debtor's email address changed: these running invoices use email again.
+    # The debtor's contact details changed: these running invoices use these channels again.
     corrected: tuple[str, ...] = ()
+    corrected_channels: tuple[Channel, ...] = ()
 
 
 def record_hand_over(
@@ -238,8 +253,8 @@ def record_hand_over(
             "by handing it over again"
         )
     # Contact details are not part of the invoice: the newest ones win, even on a replay.
-    stored, changed = _merge_debtor(session, debtor)
-    corrected = tuple(open_invoice_numbers(session, stored.id)) if changed else ()
+    stored, channels = _merge_debtor(session, debtor)
+    corrected = tuple(open_invoice_numbers(session, stored.id)) if channels else ()
     if existing is not None:
         # A replay keeps the playbook the invoice was recorded with.
         note = debtors.opt_out_note(override_of(session, stored.id), as_of, ActorNames(session))
@@ -249,6 +264,7 @@ def record_hand_over(
             invoice_public(session, settings, existing),
             created=False,
             corrected=corrected,
+            corrected_channels=channels,
         )
     # The choice reads the debtor's history *before* this invoice joins it.
     selection = debtors.select_playbook(session, settings, stored, as_of)
@@ -263,6 +279,7 @@ def record_hand_over(
         created=True,
         hold=hold,
         corrected=corrected,
+        corrected_channels=channels,
     )
 
 
@@ -321,7 +338,12 @@ async def record_and_start(
         ) from err
     if recorded.corrected:
         await debtors.contact_corrected(
-            client, settings, recorded.corrected, facts.debtor_id, by="back office (hand-over)"
+            client,
+            settings,
+            recorded.corrected,
+            facts.debtor_id,
+            by="back office (hand-over)",
+            channels=recorded.corrected_channels,
         )
     log.info("invoice %s handed over", facts.number)
     return recorded
@@ -435,6 +457,38 @@ def invoice_public(
         else [_payment_public(p) for p in payments_of(session, invoice.number)],
         playbook=invoice.playbook,
         playbook_version=invoice.playbook_version,
+        limitation_date=invoice.limitation_date,
+        late_payment_costs=_late_costs_public(invoice),
+    )
+
+
+def _late_costs_public(invoice: Invoice) -> LatePaymentCostsPublic | None:
+    if invoice.late_payment_costs is None:
+        return None
+    costs = LatePaymentCosts.model_validate(invoice.late_payment_costs)
+    return LatePaymentCostsPublic(
+        interest=MoneyPublic.from_money(costs.interest),
+        indemnity=MoneyPublic.from_money(costs.indemnity),
+        total=MoneyPublic.from_money(costs.total),
+        indemnity_in_total=costs.indemnity_in_total,
+        currency=costs.total.currency,
+        paid_on=costs.paid_on,
+        days_late=costs.days_late,
+        provisional=costs.provisional,
+        segments=[
+            InterestSegmentPublic(
+                principal=MoneyPublic.from_money(segment.principal),
+                start=segment.start,
+                end=segment.end,
+                days=segment.days,
+                rate=str(segment.rate),
+                basis=segment.basis.value,
+                clause=segment.clause,
+                half_year=segment.half_year,
+                provisional=segment.provisional,
+            )
+            for segment in costs.segments
+        ],
     )
 
 

@@ -50,6 +50,7 @@ from api.errors import ApiError, Forbidden, ServerMisconfigured, Unavailable
 from api.services.invoices import rpc_timeout
 from api.webhook_schemas import MAX_BATCH_KEY, MAX_NUMBER, SendGridEvent, WebhookReceipt
 from config import Settings
+from domain.collection.commands import LetterReceived
 from domain.holds import UNDELIVERABLE, DeliveryEvent, DeliveryKind
 from domain.playbook import Channel, Recipient
 from store.engine import transaction
@@ -377,22 +378,29 @@ def _signal_of(event: SendGridEvent, interaction: Interaction) -> DeliveryEvent:
 
 
 async def signal_workflows(
-    client: Client, settings: Settings, signals: Sequence[tuple[str, DeliveryEvent]]
+    client: Client,
+    settings: Settings,
+    signals: Sequence[tuple[str, DeliveryEvent | LetterReceived]],
 ) -> None:
     """Tell each invoice's workflow; a workflow that has ended needs telling no more."""
     failed: list[str] = []
     for number, event in signals:
         handle = invoice_handle(client, number)
         try:
-            await handle.signal(
-                InvoiceWorkflow.delivery_event, event, rpc_timeout=rpc_timeout(settings)
-            )
+            if isinstance(event, LetterReceived):
+                await handle.signal(
+                    InvoiceWorkflow.letter_received, event, rpc_timeout=rpc_timeout(settings)
+                )
+            else:
+                await handle.signal(
+                    InvoiceWorkflow.delivery_event, event, rpc_timeout=rpc_timeout(settings)
+                )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 log.info(
                     "delivery event %s (%s): invoice %s has no running workflow; recorded only",
                     event.event_id,
-                    event.kind,
+                    getattr(event, "kind", "received"),
                     number,
                 )
                 continue

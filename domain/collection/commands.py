@@ -27,14 +27,30 @@ from domain.holds import (
 )
 from domain.law import LatePaymentCosts
 from domain.lifecycle import EscalationDecision, PaymentInput
+from domain.playbook import Channel
 
 
 class ContactCorrected(BaseModel):
-    """The debtor's address was corrected: email is used again after a bounce."""
+    """The debtor's contact details were corrected: the channels named are used again after a
+    bounce, a STOP, a returned letter or calls never reached (email only, in the first shape)."""
 
     event_id: str = Field(min_length=1, max_length=200)
     by: str = Field(min_length=1)
     reason: str = ""
+    channels: tuple[Channel, ...] = (Channel.EMAIL,)
+
+
+class LetterReceived(BaseModel):
+    """A registered letter's acknowledgment of receipt came back, signed on `received_on`.
+
+    `deadline` is the formal notice's deadline when the playbook runs it from receipt, computed
+    where the business calendar is known (domain/notice.py); None otherwise.
+    """
+
+    event_id: str = Field(min_length=1, max_length=200)
+    step_id: str = Field(min_length=1, max_length=100)
+    received_on: date
+    deadline: date | None = None
 
 
 class CalendarAnswered(BaseModel):
@@ -52,6 +68,9 @@ class SendResult(StrEnum):
     FAILED = "failed"
     # An earlier attempt may have reached the provider: a person decides.
     UNKNOWN = "unknown"
+    # The channel cannot reach the debtor at all (no number or address, a STOP, a number the
+    # provider refuses for good): the step takes its fallback channels.
+    UNDELIVERABLE = "undeliverable"
 
 
 class SendSettled(BaseModel):
@@ -87,4 +106,5 @@ Command = (
     | CalendarAnswered
     | SendSettled
     | LateCostsComputed
+    | LetterReceived
 )

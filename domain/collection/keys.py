@@ -40,6 +40,11 @@ def check_task_id(invoice_number: str, message: str) -> str:
     return f"{invoice_number}:check:{message}"
 
 
+def limitation_task_id(invoice_number: str, limitation_date: date) -> str:
+    """The warning that the claim becomes time-barred after `limitation_date`: one per date."""
+    return f"{invoice_number}:limitation:{limitation_date.isoformat()}"
+
+
 def backoffice_event_id(invoice_number: str, kind: str, key: str | int) -> str:
     """`<invoice>:<kind>:<revision or key>`: the same fact always gets the same id, in a retry,
     a replay or after continue-as-new, so receivers can dedupe on it."""

@@ -22,6 +22,7 @@ from domain.collection.commands import (
     Command,
     ContactCorrected,
     LateCostsComputed,
+    LetterReceived,
     SendResult,
     SendSettled,
 )
@@ -67,7 +68,7 @@ from domain.holds import (
     PromiseToPay,
     ResumeRequest,
 )
-from domain.law import Paid, limitation_status
+from domain.law import LatePaymentCosts, LimitationStatus, Paid, limitation_status
 from domain.lifecycle import (
     ESCALATION_ORDER,
     TERMINAL_STAGES,
@@ -116,6 +117,13 @@ NOTICES: dict[EventKind, str] = {
     EventKind.HOLD_STARTED: "paused",
     EventKind.HOLD_ENDED: "resumed",
     EventKind.FALLBACK: "email_undeliverable",
+    EventKind.CHANNEL_FALLBACK: "contact_undeliverable",
+}
+CHANNEL_NAMES = {
+    Channel.EMAIL: "Email",
+    Channel.SMS: "SMS",
+    Channel.LETTER: "Letter",
+    Channel.PHONE: "Phone",
 }
 CLOSING_NOTICES = {
     Stage.PAID: "paid",
@@ -159,6 +167,8 @@ class Notify(BaseModel):
     stage: Stage
     outstanding: Money
     at: datetime
+    # Kind-specific details, flat strings (a `paid` event's late-payment costs).
+    data: dict[str, str] = {}
 
 
 Effect = Send | Record | Notify | ComputeLateCosts
@@ -397,6 +407,8 @@ def _fresh(state: CollectionState) -> CollectionState:
             "closed_refs": dict(state.closed_refs),
             "calendar_answers": list(state.calendar_answers),
             "acknowledged_on": list(state.acknowledged_on),
+            "invalid_channels": list(state.invalid_channels),
+            "received_on": dict(state.received_on),
         }
     )
 
@@ -436,6 +448,7 @@ class _Run:
         plan: PlanChange | None = None,
         task: TaskChange | None = None,
         playbook: tuple[str, int] | None = None,
+        late_costs: LatePaymentCosts | None = None,
     ) -> None:
         self.s.revision += 1
         self.effects.append(
@@ -452,12 +465,20 @@ class _Run:
                     plan=plan,
                     task=task,
                     playbook=playbook,
+                    late_costs=late_costs,
                 )
             )
         )
-        self.notify(kind, key, plan)
+        # The back office gets the amounts of late-payment costs; other details stay inside.
+        self.notify(kind, key, plan, detail if kind == EventKind.LATE_PAYMENT_COSTS else None)
 
-    def notify(self, kind: EventKind, key: str, plan: PlanChange | None) -> None:
+    def notify(
+        self,
+        kind: EventKind,
+        key: str,
+        plan: PlanChange | None,
+        data: dict[str, str] | None = None,
+    ) -> None:
         stage = self.s.shown_stage
         notice: str | None
         if kind == EventKind.CLOSED:
@@ -478,6 +499,8 @@ class _Run:
         if notice is None:
             return
         self.s.notified_stage = stage
+        if notice == CLOSING_NOTICES[Stage.PAID] and self.paid_awaits_costs():
+            return
         self.effects.append(
             Notify(
                 kind=notice,
@@ -485,6 +508,7 @@ class _Run:
                 stage=stage,
                 outstanding=self.s.outstanding,
                 at=self.now,
+                data=data or {},
             )
         )
 
@@ -500,6 +524,8 @@ class _Run:
 
     def channels(self, step: Step) -> list[Channel]:
         """The step's channels, email replaced by its fallback while the address is invalid."""
+        if self.s.rules >= 2:
+            return self.usable_channels(step)
         channels: list[Channel] = []
         for channel in step.channels:
             replacements = (
@@ -519,6 +545,8 @@ class _Run:
         """A debtor message outside the playbook's steps (thank-you, installment reminder):
         routed like a step's email, by its fallback while the address is invalid."""
         channels = [Channel.LETTER] if self.s.email_invalid else [Channel.EMAIL]
+        if self.s.rules >= 2:
+            channels = [c for c in channels if not channel_invalid(self.s, c)]
         for channel in channels:
             self.send(
                 Message(
@@ -592,6 +620,8 @@ class _Run:
                 self.settled(command)
             case LateCostsComputed():
                 self.late_costs(command)
+            case LetterReceived():
+                self.letter_received(command)
 
     def payment(self, payment: PaymentInput) -> None:
         known = self.s.ledger.payments.get(payment.reference)
@@ -626,7 +656,9 @@ class _Run:
             summary,
             payment=PaymentChange(result=result, received_on=payment.received_on),
         )
-        self.reply = result.model_copy(update={"revision": self.s.revision})
+        self.reply = result.model_copy(
+            update={"revision": self.s.revision, "limitation_date": shown_limitation(self.s)}
+        )
         # The same reference again gets this same answer.
         ledger.payments[payment.reference] = RecordedPayment(
             result=self.reply, received_on=payment.received_on
@@ -979,6 +1011,10 @@ class _Run:
     def delivery(self, event: DeliveryEvent) -> None:
         if self.seen(event.event_id):
             return
+        if self.s.rules >= 2:
+            if event.kind in UNDELIVERABLE:
+                self.channel_failed(event.channel, event.step_id, event.reason or event.kind)
+            return
         if event.kind not in UNDELIVERABLE or event.channel != Channel.EMAIL.value:
             return
         if self.s.email_invalid:
@@ -992,6 +1028,9 @@ class _Run:
 
     def contact_corrected(self, correction: ContactCorrected) -> None:
         if self.seen(correction.event_id):
+            return
+        if self.s.rules >= 2:
+            self.channels_corrected(correction)
             return
         was_invalid = self.s.email_invalid
         self.s.email_invalid = False
@@ -1020,7 +1059,18 @@ class _Run:
                     f"{message.channel.value} for {message.step_id} waits for "
                     f"{settled.next_day.isoformat()}: the debtor already had a message that day",
                 )
-            case SendResult.FAILED:
+            case SendResult.UNDELIVERABLE if (
+                self.s.rules >= 2 and message.recipient == Recipient.DEBTOR
+            ):
+                if not self.channel_failed(message.channel, message.step_id, settled.reason):
+                    self.record(
+                        EventKind.MESSAGE_FAILED,
+                        f"failed:{message.step_id}:{message.channel.value}:debtor",
+                        f"{message.channel.value} for {message.step_id} cannot reach the debtor: "
+                        f"{settled.reason}",
+                    )
+            case SendResult.FAILED | SendResult.UNDELIVERABLE:
+                # (Before rules 2, a message undeliverable at send time was only a failure.)
                 self.record(
                     EventKind.MESSAGE_FAILED,
                     f"failed:{message.step_id}:{message.channel.value}:{message.recipient.value}",
@@ -1075,6 +1125,8 @@ class _Run:
             return True
         if s.stage in TERMINAL_STAGES:
             return False
+        if self.watch_limitation():
+            return True
         if s.hold is not None:
             return self.held()
         if s.fallback_due:
@@ -1234,6 +1286,9 @@ class _Run:
 
     def fallback(self, step_id: str) -> None:
         """The email of `step_id` bounced: the step goes out again on its fallback channels."""
+        if self.s.rules >= 2:
+            self.fallback_from(step_id)
+            return
         step = next((s for s in self.s.playbook.steps if s.id == step_id), None)
         if step is None:
             return
@@ -1246,6 +1301,145 @@ class _Run:
             f"fallback:{step.id}",
             f"Email for {step.id} undeliverable: sent again by "
             + ", ".join(c.value for c in step.fallback),
+        )
+
+    # ---------------------------------------------------------------- every channel (rules 2)
+
+    def usable_channels(self, step: Step) -> list[Channel]:
+        """The step's channels, each that cannot reach the debtor replaced by the step's
+        fallback channels that still can."""
+        channels: list[Channel] = []
+        for channel in step.channels:
+            replacements = self.fallbacks(step) if channel_invalid(self.s, channel) else [channel]
+            channels += [c for c in replacements if c not in channels]
+        return channels
+
+    def fallbacks(self, step: Step) -> list[Channel]:
+        return [c for c in step.fallback if not channel_invalid(self.s, c)]
+
+    def channel_failed(self, value: str, step_id: str, reason: str) -> bool:
+        """A channel did not reach the debtor: it is not used again until the contact is
+        corrected, and the step it failed for goes out again on its fallback (once per step).
+        False if the channel was already known not to reach them."""
+        try:
+            channel = Channel(value)
+        except ValueError:
+            return False
+        if channel_invalid(self.s, channel):
+            return False
+        if channel == Channel.EMAIL:
+            self.s.email_invalid = True
+        else:
+            self.s.invalid_channels.append(channel)
+            self.record(
+                EventKind.CHANNEL_INVALID,
+                f"invalid:{channel.value}:{self.s.revision}",
+                f"{CHANNEL_NAMES[channel]} cannot reach the debtor ({reason}): not used again "
+                "until the contact is corrected",
+                detail={"channel": channel.value, "step": step_id, "reason": reason},
+            )
+        ref = f"fallback:{step_id}"
+        known = any(step.id == step_id for step in self.s.playbook.steps)
+        if known and ref not in self.s.closed_refs and step_id not in self.s.fallback_due:
+            self.s.closed_refs[ref] = f"due:{channel.value}"
+            self.s.fallback_due.append(step_id)
+        return True
+
+    def fallback_from(self, step_id: str) -> None:
+        """A channel of `step_id` did not reach the debtor: the step goes out again on its
+        fallback channels that still can, other than those it already used."""
+        step = next((s for s in self.s.playbook.steps if s.id == step_id), None)
+        if step is None:
+            return
+        ref = f"fallback:{step_id}"
+        due = self.s.closed_refs.get(ref, "")
+        failed = Channel(due.removeprefix("due:")) if due.startswith("due:") else Channel.EMAIL
+        self.s.closed_refs[ref] = "sent"
+        used = [c for c in step.channels if c != failed and not channel_invalid(self.s, c)]
+        channels = [c for c in self.fallbacks(step) if c not in used]
+        for channel in channels:
+            if channel == Channel.PHONE:
+                self.call_task(step)
+                continue
+            message = self.step_message(step, channel, Recipient.DEBTOR, step.template)
+            self.send(message.model_copy(update={"step_id": f"{step.id}_fallback"}))
+        then = (
+            "sent again by " + ", ".join(c.value for c in channels)
+            if channels
+            else "no other channel of the step can reach the debtor; correct the contact"
+        )
+        if failed == Channel.EMAIL:
+            self.record(
+                EventKind.FALLBACK,
+                f"fallback:{step.id}",
+                f"Email for {step.id} undeliverable: {then}",
+            )
+            return
+        self.record(
+            EventKind.CHANNEL_FALLBACK,
+            f"fallback:{step.id}:{failed.value}",
+            f"{CHANNEL_NAMES[failed]} for {step.id} did not reach the debtor: {then}",
+            detail={"failed": failed.value, "fallback": ",".join(c.value for c in channels)},
+        )
+
+    def channels_corrected(self, correction: ContactCorrected) -> None:
+        """The contact was corrected: the channels it names are used again."""
+        cleared = [c for c in correction.channels if channel_invalid(self.s, c)]
+        if Channel.EMAIL in correction.channels:
+            self.s.email_invalid = False
+        self.s.invalid_channels = [
+            c for c in self.s.invalid_channels if c not in correction.channels
+        ]
+        used_again = ", ".join(c.value for c in cleared)
+        self.record(
+            EventKind.CONTACT_CORRECTED,
+            f"contact:{correction.event_id}",
+            f"Contact details corrected by {correction.by}"
+            + (f": {correction.reason}" if correction.reason else "")
+            + (
+                f"; {used_again} {'is' if len(cleared) == 1 else 'are'} used again"
+                if cleared
+                else ""
+            ),
+            detail={
+                "by": correction.by,
+                "channels": ",".join(c.value for c in correction.channels),
+            },
+        )
+
+    def letter_received(self, received: LetterReceived) -> None:
+        """A registered letter's acknowledgment of receipt: recorded; for the formal notice
+        whose deadline runs from receipt, later steps wait until that deadline passed."""
+        if self.seen(received.event_id):
+            return
+        s = self.s
+        step_id = received.step_id.removesuffix("_fallback")
+        step = next((st for st in s.playbook.steps if st.id == step_id), None)
+        s.received_on[received.step_id] = received.received_on
+        deadline = None
+        if (
+            step is not None
+            and step.stage == Stage.FORMAL_NOTICE
+            and s.playbook.notice_deadline_from == "receipt"
+            and received.deadline is not None
+        ):
+            deadline = received.deadline
+            s.notice_deadline = max(deadline, s.notice_deadline or deadline)
+        on = received.received_on.isoformat()
+        detail = {"step": received.step_id, "received_on": on}
+        if deadline is not None:
+            detail["deadline"] = deadline.isoformat()
+        self.record(
+            EventKind.LETTER_RECEIVED,
+            f"received:{received.step_id}",
+            f"Registered letter for {received.step_id} received on {on}"
+            + (
+                f": the formal notice's deadline is {deadline.isoformat()}, the next step waits "
+                "for it"
+                if deadline is not None
+                else ""
+            ),
+            detail=detail,
         )
 
     def held(self) -> bool:
@@ -1367,6 +1561,7 @@ class _Run:
             paid = s.ledger.paid
             self.to_debtor("thank_you", "thank_you", Tone.FRIENDLY, (Stage.PAID,), paid=paid)
             self.ask_late_costs()
+        self.end_limitation_watch()
         self.record(EventKind.CLOSED, "closed", f"Collection ended: {s.stage}")
 
     def ask_late_costs(self) -> None:
@@ -1392,23 +1587,19 @@ class _Run:
                     "late_costs",
                     f"Paid late, but its late-payment costs are not computed: {computed.error}",
                 )
+            self.paid_notice({"late_payment_costs_error": computed.error} if computed.error else {})
             return
+        detail = late_costs_data(costs)
         self.record(
             EventKind.LATE_PAYMENT_COSTS,
             "late_costs",
             f"Paid {costs.days_late} days late: {costs.interest} interest and {costs.indemnity} "
             f"indemnity owed (L441-10 II, D441-5), {costs.total} in all"
             + (" (provisional rate)" if costs.provisional else ""),
-            detail={
-                "interest": str(costs.interest.amount),
-                "indemnity": str(costs.indemnity.amount),
-                "total": str(costs.total.amount),
-                "currency": costs.total.currency,
-                "paid_on": costs.paid_on.isoformat(),
-                "days_late": str(costs.days_late),
-                "provisional": str(costs.provisional).lower(),
-            },
+            detail=detail,
+            late_costs=costs,
         )
+        self.paid_notice(detail)
         if self.s.playbook.late_payment_costs == LatePaymentCostsAction.STATEMENT:
             self.to_debtor(
                 "late_payment_statement",
@@ -1416,6 +1607,122 @@ class _Run:
                 Tone.FORMAL,
                 (Stage.PAID,),
             )
+
+    def paid_awaits_costs(self) -> bool:
+        """Rules 2: an invoice paid late tells the back office `paid` once its late-payment
+        costs are known, with them, rather than before them (the costs are an activity's
+        answer, after the settlement)."""
+        return self.s.rules >= 2 and any(isinstance(e, ComputeLateCosts) for e in self.effects)
+
+    def paid_notice(self, data: dict[str, str]) -> None:
+        """The `paid` notice held back by `paid_awaits_costs`, now with the costs."""
+        s = self.s
+        if s.rules < 2 or s.stage != Stage.PAID:
+            return
+        notice = CLOSING_NOTICES[Stage.PAID]
+        self.effects.append(
+            Notify(
+                kind=notice,
+                event_id=keys.backoffice_event_id(s.invoice.number, notice, "closed"),
+                stage=s.shown_stage,
+                outstanding=s.outstanding,
+                at=self.now,
+                data=data,
+            )
+        )
+
+    # ---------------------------------------------------------------- limitation
+
+    def watch_limitation(self) -> bool:
+        """Rules 2: six months before the claim becomes time-barred, a collector task: act
+        (a court action interrupts limitation) or get the debt acknowledged. Once per
+        limitation date; when an acknowledgment moves the date, the old warning is answered."""
+        s = self.s
+        if s.rules < 2:
+            return False
+        limitation = limitation_of(s, self.today)
+        warned = s.limitation_warned
+        if warned is not None and warned != limitation.limitation_date:
+            s.limitation_warned = None
+            self.limitation_task(warned, "done", "acknowledged: limitation starts afresh")
+            return True
+        if warned is not None or not limitation.warn:
+            return False
+        s.limitation_warned = limitation.limitation_date
+        self.limitation_task(limitation.limitation_date, "open", "")
+        return True
+
+    def end_limitation_watch(self) -> None:
+        """An invoice paid, cancelled or written off needs no action before its limitation
+        date (a handed-off one does: its partner must act in time)."""
+        s = self.s
+        warned = s.limitation_warned
+        if warned is None or s.stage == Stage.HANDED_OFF:
+            return
+        s.limitation_warned = None
+        self.limitation_task(warned, "cancelled", f"invoice {s.stage}")
+
+    def limitation_task(self, deadline: date, status: str, why: str) -> None:
+        number, day = self.s.invoice.number, deadline.isoformat()
+        title = f"Invoice {number}: limitation on {day}: act or acknowledge"
+        summary = (
+            f"{title} (5 years, Code de commerce L110-4; a formal notice does not interrupt it)"
+            if status == "open"
+            else f"Limitation warning for {day} {status}: {why}"
+        )
+        self.record(
+            EventKind.TASK_OPENED if status == "open" else EventKind.LIMITATION_WARNING_CLOSED,
+            f"limitation:{day}" if status == "open" else f"limitation:{day}:{status}",
+            summary,
+            detail={"limitation_date": day},
+            task=TaskChange(
+                task_id=keys.limitation_task_id(number, deadline),
+                kind="limitation",
+                status=status,
+                at=self.now,
+                title=title,
+                due_at=self.s.clock.planned_at(deadline, 0),
+            ),
+        )
+
+
+def late_costs_data(costs: LatePaymentCosts) -> dict[str, str]:
+    """The late-payment costs as flat strings, for the timeline and the back office."""
+    return {
+        "interest": str(costs.interest.amount),
+        "indemnity": str(costs.indemnity.amount),
+        "indemnity_currency": costs.indemnity.currency,
+        "total": str(costs.total.amount),
+        "currency": costs.total.currency,
+        "paid_on": costs.paid_on.isoformat(),
+        "days_late": str(costs.days_late),
+        "provisional": str(costs.provisional).lower(),
+    }
+
+
+def limitation_of(state: CollectionState, today: date) -> LimitationStatus:
+    """The claim against limitation on `today`, from the acknowledgments the state holds."""
+    return limitation_status(state.invoice.due_date, state.acknowledged_on, today)
+
+
+def shown_limitation(state: CollectionState) -> date | None:
+    """The limitation date people see; None once nothing is owed (paid or cancelled)."""
+    if state.stage in (Stage.PAID, Stage.CANCELLED):
+        return None
+    return limitation_of(state, state.invoice.due_date).limitation_date
+
+
+def limitation_wake_at(state: CollectionState, now: datetime) -> list[datetime]:
+    """When `watch_limitation` has something to do (rules 2 only: saved histories replay)."""
+    if state.rules < 2 or state.stage in TERMINAL_STAGES:
+        return []
+    limitation = limitation_of(state, state.clock.calendar_date(now))
+    warned = state.limitation_warned
+    if warned is not None:
+        return [now] if warned != limitation.limitation_date else []
+    if limitation.time_barred:
+        return []
+    return [state.clock.planned_at(limitation.warn_from, 0)]
 
 
 # ---------------------------------------------------------------------------------- planning
@@ -1428,6 +1735,9 @@ def step_question(state: CollectionState, step: Step) -> CalendarQuestion:
     floors = [state.not_before, state.retry_at.get(step.id)]
     if state.last_action_at is not None:
         floors.append(state.last_action_at + clock.days(state.playbook.min_gap_days))
+    if state.notice_deadline is not None:
+        # The formal notice's deadline ran from receipt: nothing follows before it passed.
+        floors.append(clock.planned_at(state.notice_deadline, 1))
     earliest = max((f for f in floors if f is not None), default=None)
     return CalendarQuestion(
         day=state.invoice.due_date + timedelta(days=step.offset_days),
@@ -1448,7 +1758,7 @@ def skip_reason(state: CollectionState, step: Step, now: datetime) -> str | None
         return "the due date has already passed"
     if step.stage in (Stage.FORMAL_NOTICE, Stage.LEGAL):
         today = clock.calendar_date(now)
-        limitation = limitation_status(state.invoice.due_date, state.acknowledged_on, today)
+        limitation = limitation_of(state, today)
         if limitation.time_barred:
             return (
                 f"the claim is time-barred since {limitation.limitation_date.isoformat()} "
@@ -1514,9 +1824,11 @@ def wake_at(state: CollectionState, now: datetime) -> datetime | None:
     ]
     if state.stage in TERMINAL_STAGES:
         return min(deferred, default=None)
+    # Deferred messages, and the limitation warning (which a hold does not stop).
+    due = [*deferred, *limitation_wake_at(state, now)]
     if state.hold is not None:
-        return min([hold_wake_at(state, now), *deferred])
-    candidates = [now + state.clock.days(IDLE_TICK_DAYS), *deferred]
+        return min([hold_wake_at(state, now), *due])
+    candidates = [now + state.clock.days(IDLE_TICK_DAYS), *due]
     if state.fallback_due:
         candidates.append(now)
     if state.approval is not None:
@@ -1529,6 +1841,13 @@ def wake_at(state: CollectionState, now: datetime) -> datetime | None:
     if step is not None:
         candidates.append(_answer_at(state, step_question(state, step), now))
     return min(candidates)
+
+
+def channel_invalid(state: CollectionState, channel: Channel) -> bool:
+    """Whether `channel` is known not to reach the debtor (until the contact is corrected)."""
+    if channel == Channel.EMAIL:
+        return state.email_invalid
+    return channel in state.invalid_channels
 
 
 def _current(state: CollectionState) -> Step | None:
@@ -1562,6 +1881,13 @@ def next_step(state: CollectionState, now: datetime) -> NextStep | None:
         note = f"awaiting decision on approval {state.approval.approval_id}"
     elif step.id in state.retry_at:
         note = state.rejection_note
+    elif state.notice_deadline is not None and now < state.clock.planned_at(
+        state.notice_deadline, 1
+    ):
+        note = (
+            f"waits for the formal notice's deadline, {state.notice_deadline.isoformat()} "
+            "(counted from its receipt)"
+        )
     emails = Channel.EMAIL in step.channels and not state.email_invalid
     return NextStep(
         step_id=step.id,
@@ -1594,11 +1920,16 @@ def status(state: CollectionState, now: datetime) -> InvoiceStatus:
         else None,
         overpayment=state.ledger.overpayment if state.stage == Stage.PAID else None,
         revision=state.revision,
+        limitation_date=shown_limitation(state),
     )
 
 
 def new_state(
-    invoice: InvoiceFacts, playbook: Playbook, day_seconds: float, now: datetime
+    invoice: InvoiceFacts,
+    playbook: Playbook,
+    day_seconds: float,
+    now: datetime,
+    rules: int = RULES_LATEST,
 ) -> CollectionState:
     return CollectionState(
         invoice=invoice,
@@ -1606,5 +1937,5 @@ def new_state(
         day_seconds=day_seconds,
         anchor=now,
         ledger=Ledger(amount=invoice.amount),
-        rules=RULES_LATEST,
+        rules=rules,
     )

@@ -10,6 +10,7 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from domain.holds import Installment
+from domain.law import LatePaymentCosts
 from domain.lifecycle import ApprovalStatus, PaymentResult
 from domain.money import Money
 
@@ -46,6 +47,15 @@ class EventKind(StrEnum):
     MESSAGE_DEFERRED = "message_deferred"
     MESSAGE_UNKNOWN = "message_unknown"
     LATE_PAYMENT_COSTS = "late_payment_costs"
+    # A text, a letter or a call failed to reach the debtor: the step went out again on its
+    # fallback channels (an email's is FALLBACK, as it always was).
+    CHANNEL_FALLBACK = "channel_fallback"
+    # A channel can no longer reach the debtor (told once, when it is first known).
+    CHANNEL_INVALID = "channel_invalid"
+    # A registered letter's acknowledgment of receipt.
+    LETTER_RECEIVED = "letter_received"
+    # A limitation warning's task closed (the date moved, or nothing is owed any more).
+    LIMITATION_WARNING_CLOSED = "limitation_warning_closed"
 
 
 class ApprovalChange(BaseModel):
@@ -109,3 +119,6 @@ class EventRecord(BaseModel):
     task: TaskChange | None = None
     # Set when an operator moved the invoice to another playbook.
     playbook: tuple[str, int] | None = None
+    # The late-payment costs of an invoice paid late, segments included (the read model keeps
+    # them for `GET /v1/invoices/{n}`).
+    late_costs: LatePaymentCosts | None = None

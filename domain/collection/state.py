@@ -234,6 +234,18 @@ class CollectionState(BaseModel):
     closed: bool = False
     notified_stage: Stage | None = None
     rules: int = 1
+    # Rules 2: the other channels that cannot reach the debtor (an SMS STOP or hard failure, a
+    # registered letter returned or not claimed, calls never reached): steps use their fallback
+    # instead until the contact is corrected. Email keeps its own flag, `email_invalid`, which
+    # histories recorded before this list carry.
+    invalid_channels: list[Channel] = []
+    # Registered letters whose acknowledgment of receipt came back: step → day received.
+    received_on: dict[str, date] = {}
+    # The formal notice's deadline when it runs from receipt: later steps wait until it passed.
+    notice_deadline: date | None = None
+    # The limitation date collectors were last warned of (rules 2): once per date; an
+    # acknowledgment that moves the date allows a new warning before the new one.
+    limitation_warned: date | None = None
 
     @property
     def clock(self) -> Clock:

@@ -141,7 +141,7 @@ def test_a_formal_notice_letter_is_posted_once_through_deliver(
     assert row is not None and row.registered and row.tracking_number
 
 
-def test_a_debtor_without_a_number_fails_the_text_not_the_collection(
+def test_a_debtor_without_a_number_makes_the_text_undeliverable_not_the_collection(
     engine: Engine, tmp_path: Path, twilio: FakeTwilio, maileva: FakeMaileva
 ) -> None:
     with_phone(engine, phone=None)
@@ -151,6 +151,38 @@ def test_a_debtor_without_a_number_fails_the_text_not_the_collection(
         activities.deliver, request(Channel.SMS, "reminder_2", "reminder", Stage.OVERDUE)
     )
 
-    assert outcome.result == SendResult.FAILED
-    assert outcome.reason.startswith("Undeliverable: the debtor has no phone number")
+    # Undeliverable, not failed: the invoice takes the step's fallback channels.
+    assert outcome.result == SendResult.UNDELIVERABLE
+    assert outcome.reason == "the debtor has no phone number"
     assert twilio.requests == 0
+
+
+def test_a_number_twilio_refuses_for_good_makes_the_text_undeliverable(
+    engine: Engine, tmp_path: Path, twilio: FakeTwilio, maileva: FakeMaileva
+) -> None:
+    with_phone(engine)
+    activities = delivery(engine, tmp_path, twilio, maileva)
+    # Twilio's 21211: "Invalid 'To' phone number".
+    twilio.fail_next(400, code=21211)
+
+    outcome = ActivityEnvironment().run(
+        activities.deliver, request(Channel.SMS, "reminder_2", "reminder", Stage.OVERDUE)
+    )
+
+    assert outcome.result == SendResult.UNDELIVERABLE
+    assert "Twilio refuses the number" in outcome.reason
+
+
+def test_a_letter_to_a_debtor_without_an_address_is_undeliverable(
+    engine: Engine, tmp_path: Path, twilio: FakeTwilio, maileva: FakeMaileva
+) -> None:
+    with_phone(engine)  # a number, but no postal address
+    activities = delivery(engine, tmp_path, twilio, maileva)
+
+    outcome = ActivityEnvironment().run(
+        activities.deliver, request(Channel.LETTER, "reminder_3", "reminder", Stage.OVERDUE)
+    )
+
+    assert outcome.result == SendResult.UNDELIVERABLE
+    assert outcome.reason == "the debtor has no postal address"
+    assert maileva.posted == []

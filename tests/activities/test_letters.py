@@ -119,10 +119,12 @@ def test_the_formal_notice_letter_states_addresses_amounts_and_deadline(
     assert "14,98 €" in text
     assert "40,00 €" in text
     assert "1 555,48 €" in text
-    # The deadline as a calendar date: sent 31 March 2026 + 8 days, in the notice's own
-    # sentence and under the table.
-    assert "au plus tard le 8 avril 2026" in " ".join(text.split())
-    assert "À régler au plus tard le 8 avril 2026." in text
+    # The deadline as a calendar date, 8 business days in France from 31 March 2026 (Tuesday):
+    # 1, 2, 3 April, then Easter Monday 6 April 2026 is a public holiday (Easter Sunday is
+    # 5 April; Code du travail L3133-1), then 7, 8, 9, 10 and 13 April: 13 April 2026. In the
+    # notice's own sentence and under the table.
+    assert "au plus tard le 13 avril 2026" in " ".join(text.split())
+    assert "À régler au plus tard le 13 avril 2026." in text
     # The letter's layout prints the date and subject once: the email's header is left out.
     assert text.count("Objet") == 1
 

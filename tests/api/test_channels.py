@@ -126,15 +126,17 @@ async def call_task(api: Api, number: str) -> dict[str, Any]:
     return task
 
 
-async def delivery_signals(env: WorkflowEnvironment, number: str) -> list[dict[str, Any]]:
-    """The `delivery_event` signals in the invoice workflow's history, decoded."""
+async def delivery_signals(
+    env: WorkflowEnvironment, number: str, name: str = "delivery_event"
+) -> list[dict[str, Any]]:
+    """The `delivery_event` (or `name`) signals in the invoice workflow's history, decoded."""
     history = await invoice_handle(env.client, number).fetch_history()
     found = []
     for event in history.events:
         if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
             continue
         attributes = event.workflow_execution_signaled_event_attributes
-        if attributes.signal_name == "delivery_event":
+        if attributes.signal_name == name:
             found.append(json.loads(attributes.input.payloads[0].data))
     return found
 
@@ -373,7 +375,9 @@ def letter_posted(api: Api, number: str, ref: str | None = None) -> str:
     return key
 
 
-async def test_a_received_notice_gives_its_deadline_from_the_receipt(api: Api) -> None:
+async def test_a_received_notice_gives_its_deadline_from_the_receipt(
+    api: Api, dev_env: WorkflowEnvironment
+) -> None:
     await call_task(api, "INV-CH-9")
     key = letter_posted(api, "INV-CH-9")
 
@@ -387,9 +391,18 @@ async def test_a_received_notice_gives_its_deadline_from_the_receipt(api: Api) -
     recorded = response.json()
     assert recorded["letter"]["status"] == "received"
     assert recorded["letter"]["received_on"] == "2026-04-02"
-    # notice_deadline_from: receipt, notice_days 8 (default): 2 April 2026 + 8 days.
-    assert recorded["deadline"] == "2026-04-10"
+    # notice_deadline_from: receipt, 8 business days (the default) in France from Thursday
+    # 2 April 2026: 3 April, then Easter Monday 6 April is a public holiday (Easter Sunday is
+    # 5 April; Code du travail L3133-1), then 7, 8, 9, 10, 13, 14 and 15 April: 15 April 2026.
+    assert recorded["deadline"] == "2026-04-15"
     assert recorded["fallback"] is False
+    # The workflow is told of the receipt, with the deadline its next step waits for.
+    received = await eventually(
+        lambda: delivery_signals(dev_env, "INV-CH-9", "letter_received"), what="a receipt"
+    )
+    assert [(r["step_id"], r["received_on"], r["deadline"]) for r in received] == [
+        ("formal_notice", "2026-04-02", "2026-04-15")
+    ]
     listed = (await api.get("/v1/invoices/INV-CH-9/letters")).json()
     assert [(x["key"], x["tracking_number"]) for x in listed] == [(key, "1A00000000001")]
 
@@ -437,3 +450,20 @@ async def test_maileva_reports_a_letter_not_claimed_and_the_fallback_follows(
         "/v1/webhooks/maileva", json=notification, headers={"Authorization": good}
     )
     assert again.status_code == 201
+
+
+async def test_a_new_number_at_hand_over_uses_texts_and_calls_again(
+    api: Api, dev_env: WorkflowEnvironment
+) -> None:
+    assert (await api.hand_over(late_invoice("INV-CH-20"))).status_code == 201
+    # The back office hands over the same invoice again, with the debtor's new number.
+    again = late_invoice("INV-CH-20", phone="06 98 76 54 32")
+    assert (await api.hand_over(again)).status_code in (200, 201)
+
+    corrected = await eventually(
+        lambda: delivery_signals(dev_env, "INV-CH-20", "contact_corrected"), what="a correction"
+    )
+    assert [c["channels"] for c in corrected] == [["sms", "phone"]]
+    with transaction(api.engine) as session:
+        debtor = session.get(Debtor, "CUST-INV-CH-20")
+    assert debtor is not None and debtor.phone == "+33698765432"

@@ -19,29 +19,34 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import unicodedata
 import zipfile
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from pypdf import PdfReader
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from temporalio.testing import WorkflowEnvironment
 
 from activities.email import OutboxSender
 from activities.messaging import MessagingActivities, SendRequest
+from api.app import create_app
 from api.auth import Role
 from api.errors import NotFound
 from api.services.dossier import dossier
 from config import Settings
+from domain.dossier_link import dossier_link
 from domain.money import Money
-from domain.playbook import Channel, Tone
+from domain.playbook import Channel, Recipient, Tone
 from messages import Renderer
 from store.engine import transaction
 from store.tables import Approval, Dispute, Payment
-from tests.api.conftest import Api, invoice_body
+from tests.api.conftest import Api, invoice_body, serve
 from tests.stored import add_invoice
 
 AS_OF = date(2025, 5, 31)
@@ -56,6 +61,22 @@ def plain(text: str) -> str:
 @pytest.fixture
 def law_settings(tmp_path: Path) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path, creditor_name="Atelier Martin SAS")
+
+
+def sent_on_may_31(
+    step_id: str, template: str, recipient: Recipient = Recipient.DEBTOR
+) -> SendRequest:
+    return SendRequest(
+        invoice_number="F-42",
+        step_id=step_id,
+        channel=Channel.EMAIL,
+        recipient=recipient,
+        template=template,
+        tone=Tone.FORMAL,
+        planned_at=datetime(2025, 5, 31, 9, 0, tzinfo=UTC),
+        as_of=AS_OF,
+        outstanding=Money.of("6000.00", "EUR"),
+    )
 
 
 @pytest.fixture
@@ -114,16 +135,7 @@ def filed(engine: Engine, law_settings: Settings, tmp_path: Path) -> Engine:
         Renderer(),
         law_settings,
     )
-    request = SendRequest(
-        invoice_number="F-42",
-        step_id="formal_notice",
-        channel=Channel.EMAIL,
-        template="formal_notice",
-        tone=Tone.FORMAL,
-        planned_at=datetime(2025, 5, 31, 9, 0, tzinfo=UTC),
-        as_of=AS_OF,
-        outstanding=Money.of("6000.00", "EUR"),
-    )
+    request = sent_on_may_31("formal_notice", "formal_notice")
     messaging.send_message(request)
     messaging.send_message(request)  # a retried activity: still one message as sent
     return engine
@@ -259,3 +271,76 @@ async def test_the_api_serves_the_file_as_a_zip(api: Api) -> None:
     assert PdfReader(io.BytesIO(archive.read("summary.pdf"))).pages
     missing = await api.get("/v1/invoices/NOPE/dossier", role=Role.COLLECTOR)
     assert missing.status_code == 404
+
+
+LINK_SECRET = "dossier-link-secret-for-tests-0123456789"
+
+
+def hand_off(engine: Engine, settings: Settings, tmp_path: Path) -> str:
+    """The text of the legal partner's hand-off message, as it would go out."""
+    messaging = MessagingActivities(
+        engine, OutboxSender(tmp_path / "outbox", settings.email_from), Renderer(), settings
+    )
+    request = sent_on_may_31("legal", "legal_file", Recipient.LEGAL_PARTNER)
+    return messaging.compose(request, "F-42:legal:email:legal_partner").text
+
+
+async def test_the_legal_partner_downloads_the_file_from_the_signed_link_in_the_hand_off(
+    filed: Engine, law_settings: Settings, dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    settings = law_settings.model_copy(
+        update={
+            "dossier_link_secret": SecretStr(LINK_SECRET),
+            "public_url": "https://relance.example",
+        }
+    )
+    text = plain(hand_off(filed, settings, tmp_path))
+    found = re.search(r"https://relance\.example(/v1/legal-files/F-42\?\S+)", text)
+    assert found is not None, text
+    link = found.group(1)
+    # Valid for 30 days from today (RELANCE_DOSSIER_LINK_DAYS): the message says until when.
+    until = datetime.now(UTC).date() + timedelta(days=30)
+    assert f"téléchargeable jusqu'au {until.day}" in text
+    assert "sur simple demande" not in text
+
+    async with serve(create_app(settings, client=dev_env.client, engine=filed)) as http:
+        # No API key: the link is the credential.
+        got = await http.get(link)
+        assert got.status_code == 200, got.text
+        assert got.headers["content-type"] == "application/zip"
+        archive = zipfile.ZipFile(io.BytesIO(got.content))
+        assert json.loads(archive.read("invoice.json"))["invoice"]["number"] == "F-42"
+        assert "summary.pdf" in archive.namelist()
+
+        # A changed signature, or an expiry moved later, is not ours: 403.
+        signature = link.rsplit("=", 1)[1]
+        forged = link.replace(signature, ("0" if signature[0] != "0" else "1") + signature[1:])
+        expires = re.search(r"expires=(\d+)", link)
+        assert expires is not None
+        later = link.replace(expires.group(0), f"expires={int(expires.group(1)) + 86400}")
+        for tampered in (forged, later, link.replace("F-42", "F-43")):
+            refused = await http.get(tampered)
+            assert refused.status_code == 403, tampered
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert "not valid" in refused.json()["detail"]
+
+        # Ours, but issued 40 days ago for 30 days: expired on the 10th day before today, 410.
+        old, _ = dossier_link(
+            settings.public_url,
+            LINK_SECRET,
+            "F-42",
+            now=datetime.now(UTC) - timedelta(days=40),
+            valid_for=timedelta(days=30),
+        )
+        gone = await http.get(old.removeprefix(settings.public_url))
+        assert gone.status_code == 410, gone.text
+        assert gone.headers["content-type"] == "application/problem+json"
+        assert "expired" in gone.json()["detail"]
+
+
+def test_without_a_link_secret_the_hand_off_offers_the_file_on_request(
+    filed: Engine, law_settings: Settings, tmp_path: Path
+) -> None:
+    text = plain(hand_off(filed, law_settings, tmp_path))
+    assert "/v1/legal-files/" not in text
+    assert "sur simple demande" in text

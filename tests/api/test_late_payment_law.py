@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from api.auth import Role
 from store.tables import Invoice
-from tests.api.conftest import Api, invoice_body
+from tests.api.conftest import Api, eventually, invoice_body
 
 
 def plain(text: str) -> str:
@@ -83,3 +83,57 @@ async def test_an_invoice_at_three_times_the_legal_rate_keeps_its_clause(api: Ap
     assert "au taux annuel de 11,13 % (clause contractuelle : 3 × taux d'intérêt légal)" in text
     assert ": 10,98 €" in text
     assert "- Total dû au 30 avril 2025 : 1 250,98 €" in text
+
+
+async def pay(api: Api, number: str, reference: str, amount: str, received_on: str) -> None:
+    body = {"reference": reference, "currency": "EUR", "amount": amount, "received_on": received_on}
+    response = await api.post(f"/v1/invoices/{number}/payments", body)
+    assert response.status_code in (200, 201), response.text
+
+
+async def test_the_invoice_shows_its_limitation_date_and_once_paid_late_its_costs(
+    api: Api,
+) -> None:
+    assert (await api.hand_over(past("LAW-5"))).status_code == 201
+
+    async def limitation() -> str | None:
+        return (await api.invoice("LAW-5")).get("limitation_date")
+
+    # Due 31 March 2025: 5 years (L110-4) → 31 March 2030.
+    assert await eventually(limitation, what="limitation date") == "2030-03-31"
+
+    # 200 € received on 15 April 2025 acknowledges the debt (Civil code 2240): 5 years from
+    # it → 15 April 2030, shown as soon as the payment is acknowledged.
+    await pay(api, "LAW-5", "VIR-1", "200.00", "2025-04-15")
+    assert (await api.invoice("LAW-5"))["limitation_date"] == "2030-04-15"
+
+    # The rest, 1 000 €, received on 30 April 2025 settles it. Interest at 13.15 % (2025-H1:
+    # ECB 3.15 % + 10, L441-10 II), each payment ending the interest on its part on its day:
+    #   1 200 × 13.15 × 15 (1-15 April)  = 236 700
+    #   1 000 × 13.15 × 15 (16-30 April) = 197 250
+    #   Σ 433 950 / 36 500 = 11.8890… → 11.89 €; + 40 € (D441-5) = 51.89 €.
+    await pay(api, "LAW-5", "VIR-2", "1000.00", "2025-04-30")
+
+    async def costs() -> dict[str, Any] | None:
+        found: dict[str, Any] | None = (await api.invoice("LAW-5")).get("late_payment_costs")
+        return found
+
+    shown = await eventually(costs, what="late-payment costs")
+    assert shown["interest"] == {"amount": "11.89", "currency": "EUR"}
+    assert shown["indemnity"] == {"amount": "40.00", "currency": "EUR"}
+    assert shown["total"] == {"amount": "51.89", "currency": "EUR"}
+    assert shown["indemnity_in_total"] is True
+    assert shown["currency"] == "EUR"
+    assert shown["paid_on"] == "2025-04-30"
+    assert shown["days_late"] == 30
+    assert shown["provisional"] is False
+    assert [
+        (s["principal"]["amount"], s["start"], s["end"], s["days"], s["rate"], s["basis"])
+        for s in shown["segments"]
+    ] == [
+        ("1200.00", "2025-04-01", "2025-04-15", 15, "13.15", "ecb_plus_10"),
+        ("1000.00", "2025-04-16", "2025-04-30", 15, "13.15", "ecb_plus_10"),
+    ]
+    # Nothing is owed any more: no limitation date to watch.
+    invoice = await api.invoice("LAW-5")
+    assert invoice["stage"] == "paid" and invoice["limitation_date"] is None

@@ -340,15 +340,29 @@ def test_shipped_scenarios_are_what_a_credit_manager_expects() -> None:
 def test_late_payment_options_default_to_telling_the_back_office_and_eight_business_days() -> None:
     playbook = parse_playbook(yaml.safe_dump(GOOD), PATH)
     assert playbook.late_payment_costs is LatePaymentCostsAction.NOTIFY_BACKOFFICE
-    assert playbook.formal_notice_deadline_business_days == 8
+    assert playbook.notice_deadline_business_days == 8
+    assert playbook.notice_deadline_from == "sending"
+
+
+@pytest.mark.parametrize("former", ["formal_notice_deadline_business_days", "notice_days"])
+def test_a_playbook_with_a_former_name_of_the_notice_deadline_still_loads(former: str) -> None:
+    playbook = parse_playbook(yaml.safe_dump({**GOOD, former: 10}), PATH)
+    assert playbook.notice_deadline_business_days == 10
+    # The same figure under two names is one setting; two figures are refused.
+    both = {**GOOD, former: 10, "notice_deadline_business_days": 10}
+    assert parse_playbook(yaml.safe_dump(both), PATH).notice_deadline_business_days == 10
+    with pytest.raises(PlaybookError, match=f"{former}, notice_deadline_business_days disagree"):
+        parse_playbook(yaml.safe_dump({**both, former: 12}), PATH)
 
 
 @pytest.mark.parametrize(
     ("field", "value", "reason"),
     [
         ("late_payment_costs", "invoice", "late_payment_costs: Input should be 'none'"),
-        ("formal_notice_deadline_business_days", 0, "formal_notice_deadline_business_days"),
-        ("formal_notice_deadline_business_days", 90, "formal_notice_deadline_business_days"),
+        ("notice_deadline_business_days", 0, "notice_deadline_business_days"),
+        ("notice_deadline_business_days", 90, "notice_deadline_business_days"),
+        ("formal_notice_deadline_business_days", 90, "notice_deadline_business_days"),
+        ("notice_deadline_from", "posting", "notice_deadline_from"),
     ],
 )
 def test_bad_late_payment_options_are_refused_naming_the_field(

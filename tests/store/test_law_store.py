@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from sqlalchemy.engine import Engine
 
-from domain.lifecycle import InvoiceFacts
+from domain.collection.records import EventKind, EventRecord
+from domain.law import InterestSegment, LatePaymentCosts, RateBasis
+from domain.lifecycle import InvoiceFacts, InvoiceStatus, Stage
 from domain.money import Money
 from domain.playbook import load_playbook_named
 from store.engine import transaction
 from store.invoices import add_invoice, fingerprint
 from store.messages import record_sent_message, sent_messages_of
 from store.tables import Interaction, Invoice
+from store.timeline import record_snapshot
 from tests.store.test_store import seed
 
 
@@ -77,3 +81,56 @@ def test_an_invoice_keeps_its_contractual_rate_and_older_digests_do_not_change(
     ).hexdigest()
     assert fingerprint(without) == digest_before
     assert fingerprint(facts) != digest_before
+
+
+def test_the_read_model_keeps_the_limitation_date_and_the_late_payment_costs(
+    any_engine: Engine,
+) -> None:
+    seed(any_engine)
+    # 1 500,50 € due 31 March 2025, paid on 10 April 2025: 10 days at 13.15 % (2025-H1, ECB
+    # 3.15 % + 10): 1 500.50 × 13.15 × 10 / 36 500 = 5.4059… → 5.41 €; + 40 € = 45.41 €.
+    costs = LatePaymentCosts(
+        due_date=date(2025, 3, 31),
+        paid_on=date(2025, 4, 10),
+        days_late=10,
+        amount=Money.of("1500.50", "EUR"),
+        segments=(
+            InterestSegment(
+                principal=Money.of("1500.50", "EUR"),
+                start=date(2025, 4, 1),
+                end=date(2025, 4, 10),
+                days=10,
+                rate=Decimal("13.15"),
+                basis=RateBasis.ECB_PLUS_10,
+                half_year="2025-H1",
+                provisional=False,
+            ),
+        ),
+        interest=Money.of("5.41", "EUR"),
+        indemnity=Money.of("40.00", "EUR"),
+        total=Money.of("45.41", "EUR"),
+        indemnity_in_total=True,
+        provisional=False,
+    )
+    record = EventRecord(
+        key="late_costs",
+        kind=EventKind.LATE_PAYMENT_COSTS,
+        at=datetime(2025, 4, 10, 9, tzinfo=UTC),
+        summary="Paid 10 days late",
+        late_costs=costs,
+    )
+    status = InvoiceStatus(
+        number="F-1",
+        stage=Stage.OVERDUE,
+        outstanding=Money.of("1500.50", "EUR"),
+        revision=3,
+        limitation_date=date(2030, 3, 31),
+    )
+    with transaction(any_engine) as session:
+        record_snapshot(session, "F-1", [record], status)
+    with transaction(any_engine) as session:
+        invoice = session.get(Invoice, "F-1")
+        assert invoice is not None
+        assert invoice.limitation_date == date(2030, 3, 31)
+        assert invoice.late_payment_costs is not None
+        assert LatePaymentCosts.model_validate(invoice.late_payment_costs) == costs

@@ -248,6 +248,9 @@ async def running_worker(
 ) -> AsyncIterator[Harness]:
     outbox = tmp_path / "outbox"
     settings_changes.setdefault("creditor_address", CREDITOR_ADDRESS)
+    # The strict sandbox: a non-deterministic call on any tested path of workflow code fails
+    # here, which production's lean sandbox (modules loaded once) would not notice.
+    settings_changes.setdefault("worker_sandbox_passthrough_all", False)
     settings = Settings(
         _env_file=None, data_dir=tmp_path, task_queue=task_queue, **settings_changes
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -67,6 +68,18 @@ async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
     ]
     kinds = [e["kind"] for e in events]
     assert kinds.index("dispute_opened") < kinds.index("dispute_resolved") < kinds.index("paid")
+    # The `paid` event waits for the late-payment costs and carries them: paid on the day it
+    # was handed over, 4 days after its due date; the 40 € indemnity (D441-5) is in the total
+    # of a euro invoice, with the interest to the day of payment (L441-10 II).
+    [paid] = [e for e in events if e["kind"] == "paid"]
+    data = paid["data"]
+    assert data["days_late"] == "4"
+    assert data["indemnity"] == "40.00" and data["indemnity_currency"] == "EUR"
+    assert data["currency"] == "EUR"
+    assert Decimal(data["total"]) == Decimal(data["interest"]) + Decimal("40.00")
+    assert Decimal(data["interest"]) > 0
+    [costs] = [e for e in events if e["kind"] == "late_payment_costs"]
+    assert costs["data"] == data
     assert events[-1]["outstanding"] == {"amount": "0.00", "currency": "EUR"}
     # Opaque ids only, and every request verifies with the shared secret.
     assert all(e["debtor_id"] == f"D-{number}" for e in events)
