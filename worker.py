@@ -99,16 +99,35 @@ def sandbox_runner(settings: Settings) -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
+class WorkerFailed(RuntimeError):
+    """The worker cannot go on (Temporal unreachable at start, a fatal error of the SDK's
+    worker): its process ends with a non-zero code, and its supervisor starts it again."""
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     engine = make_engine(settings.resolved_database_url)
     upgrade(engine)
-    client = await connect(settings, runtime=_runtime(settings))
+    try:
+        client = await connect(settings, runtime=_runtime(settings))
+    except RuntimeError as err:
+        raise _failed(f"cannot reach Temporal at {settings.temporal_target}", err) from err
     worker = build_worker(client, settings, engine)
     stop = stop or _stop_on_signals()
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
-    async with worker:
-        await stop.wait()
+    try:
+        async with worker:
+            await stop.wait()
+    except Exception as err:
+        # The SDK ends its worker on an error it does not retry (a poll refused for good);
+        # a process that goes on without polling would look alive and do nothing.
+        raise _failed("the worker stopped on a fatal error", err) from err
     log.info("worker stopped")
+
+
+def _failed(what: str, err: Exception) -> WorkerFailed:
+    message = f"{what} ({type(err).__name__}: {err}); exiting so that its supervisor restarts it"
+    log.critical(message)
+    return WorkerFailed(message)
 
 
 def _runtime(settings: Settings) -> Runtime | None:
@@ -131,4 +150,7 @@ if __name__ == "__main__":
     from config import get_settings
 
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(run_worker(get_settings()))
+    try:
+        asyncio.run(run_worker(get_settings()))
+    except WorkerFailed:
+        raise SystemExit(1) from None  # logged as it happened

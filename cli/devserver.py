@@ -11,12 +11,16 @@ Two behaviours of start-dev (temporal CLI 1.9.1, server 1.32) shape this module:
   what makes an attribute added in a later Relance version appear on an old data dir.
 - The process binds its ports itself and exits at once when one is taken; we check first so
   the error can name the setting to change.
+
+`WorkerSupervisor` runs `relance dev`'s worker as a child process and starts it again when it
+dies, as Docker's `restart:` does in production.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
@@ -55,7 +59,15 @@ _RPC_TIMEOUT = timedelta(seconds=10)
 # One connection attempt while waiting for the server to come up.
 _ATTEMPT_SECONDS = 5.0
 
+# A worker that died is started again after this long, twice as long after each quick death.
+WORKER_RESTART_FIRST_SECONDS = 1.0
+WORKER_RESTART_MAX_SECONDS = 30.0
+# A worker that ran this long before dying was healthy: the next restart is quick again.
+WORKER_HEALTHY_SECONDS = 60.0
+
 _T = TypeVar("_T")
+
+log = logging.getLogger("relance.dev")
 
 
 class DevServerError(RuntimeError):
@@ -442,3 +454,119 @@ class DevServer:
             text = log.read().decode(errors="replace")
             return "\n".join(text.splitlines()[-lines:])
         return "(log unreadable)"
+
+
+def describe_exit(code: int) -> str:
+    """How a child process ended, as an operator reads it: "was killed by SIGSEGV"."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
+
+
+def next_restart_delay(delay: float, ran_for: float, *, first: float, limit: float) -> float:
+    """The wait before the restart after this one: back to `first` after a healthy run, else
+    twice `delay`, at most `limit` (a worker that cannot start does not spin)."""
+    if ran_for >= WORKER_HEALTHY_SECONDS:
+        return first
+    return min(delay * 2, limit)
+
+
+class WorkerSupervisor:
+    """The worker as a child process of `relance dev`, started again whenever it dies.
+
+    A process of its own because the SDK's core is native code: a crash there (a SIGSEGV was
+    once seen right after the Temporal server was killed) or a fatal worker error ends the whole
+    process, which in-process would take the API down with it. The API stays up; the worker is
+    restarted with a log line saying how it ended, after a back-off.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        stop_grace: float = STOP_GRACE_SECONDS,
+        first_delay: float = WORKER_RESTART_FIRST_SECONDS,
+        max_delay: float = WORKER_RESTART_MAX_SECONDS,
+    ) -> None:
+        self.command = list(command)
+        self.env = dict(env) if env is not None else None
+        self.stop_grace = stop_grace
+        self.first_delay = first_delay
+        self.max_delay = max_delay
+        # How each worker that died by itself ended (a return code; negative: a signal).
+        self.exits: list[int] = []
+        self.pid: int | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep a worker running until `stop` is set; then stop it (SIGTERM, then SIGKILL
+        after the grace period) and return."""
+        delay = self.first_delay
+        while not stop.is_set():
+            started = time.monotonic()
+            process = await self._spawn()
+            code = await self._until_exit(process, stop)
+            if code is None:
+                return
+            self.exits.append(code)
+            log.warning(
+                "the worker (pid %d) %s; starting it again in %.0f s",
+                process.pid,
+                describe_exit(code),
+                delay,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = next_restart_delay(
+                delay, time.monotonic() - started, first=self.first_delay, limit=self.max_delay
+            )
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        if sys.platform == "win32":
+            process = await asyncio.create_subprocess_exec(
+                *self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+            )
+        else:
+            process = await asyncio.create_subprocess_exec(
+                *self.command,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                # Own session: Ctrl-C reaches `relance dev`, which stops the worker first (its
+                # graceful shutdown needs the server); it dies with us if we are killed.
+                start_new_session=True,
+                preexec_fn=_die_with_parent_hook(),
+            )
+        self.pid = process.pid
+        return process
+
+    async def _until_exit(
+        self, process: asyncio.subprocess.Process, stop: asyncio.Event
+    ) -> int | None:
+        """The worker's return code if it died by itself; None once stopped on request."""
+        exited = asyncio.ensure_future(process.wait())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({exited, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # Cancelled (`relance dev` failing): no worker is left behind.
+            if process.returncode is None:
+                process.kill()
+            raise
+        finally:
+            stopping.cancel()
+        if not stop.is_set():
+            return exited.result()
+        if not exited.done():
+            process.terminate()
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), timeout=self.stop_grace)
+            except TimeoutError:
+                process.kill()
+                await exited
+        return None

@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -35,9 +37,14 @@ from api.auth import Role, active_keys, create_api_key
 from cli import demo, dossier, imports, people, playbooks, preview, rates
 from cli.access import privacy_app, roles_app
 from cli.common import Failure, compile_bytecode, explained, settings_from_env, store
-from cli.devserver import DevServer, ensure_search_attributes
+from cli.devserver import (
+    STOP_GRACE_SECONDS,
+    DevServer,
+    WorkerSupervisor,
+    ensure_search_attributes,
+)
 from config import Settings
-from worker import run_worker
+from worker import WorkerFailed, run_worker
 
 log = logging.getLogger("relance")
 
@@ -160,7 +167,10 @@ def worker() -> None:
 async def _worker(settings: Settings) -> None:
     client = await connect_temporal(settings)
     await _ensure_attributes(client, settings)
-    await run_worker(settings)
+    try:
+        await run_worker(settings)
+    except WorkerFailed as err:
+        raise Failure(str(err)) from err
 
 
 @app.command()
@@ -295,7 +305,7 @@ async def _dev(settings: Settings, engine: Engine, server: DevServer | None, key
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     tasks = {
-        asyncio.create_task(run_worker(settings, stop=stop), name="worker"),
+        asyncio.create_task(_worker_process(settings).run(stop), name="worker"),
         asyncio.create_task(http.serve(), name="api"),
     }
     banner = asyncio.create_task(_announce(http, settings, server, key_line))
@@ -315,6 +325,15 @@ async def _dev(settings: Settings, engine: Engine, server: DevServer | None, key
             raise Failure("the API server could not start (see the log above)")
         if isinstance(result, BaseException):
             raise result
+
+
+def _worker_process(settings: Settings) -> WorkerSupervisor:
+    """`relance worker` in a child process, restarted if it dies, on the same Temporal."""
+    command = [sys.executable, "-c", "from cli.main import app; app(prog_name='relance')", "worker"]
+    env = {**os.environ, "RELANCE_TEMPORAL_ADDRESS": settings.temporal_target}
+    # Its graceful shutdown lets running activities finish: wait for it, and then some.
+    grace = settings.worker_graceful_shutdown_seconds + STOP_GRACE_SECONDS
+    return WorkerSupervisor(command, env=env, stop_grace=grace)
 
 
 async def _announce(

@@ -291,6 +291,11 @@ def test_worker_gets_time_to_shut_down_gracefully(services: dict[str, dict[str, 
     assert seconds > shutdown
 
 
+def test_a_worker_that_exits_is_started_again(services: dict[str, dict[str, Any]]) -> None:
+    # `on-failure` would leave a worker that exited 0 down; `no` would leave any down.
+    assert services["worker"]["restart"] in ("always", "unless-stopped")
+
+
 def test_search_attributes_in_compose_match_the_contract(
     services: dict[str, dict[str, Any]],
 ) -> None:

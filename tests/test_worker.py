@@ -7,13 +7,14 @@ import socket
 from pathlib import Path
 
 import httpx
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
 from tests.sandbox_probe import ReadsTheWallClock
-from worker import run_worker, sandbox_runner
+from worker import WorkerFailed, run_worker, sandbox_runner
 
 
 def free_port() -> int:
@@ -52,6 +53,26 @@ async def test_the_worker_serves_prometheus_metrics_and_stops_on_request(
         stop.set()
         await asyncio.wait_for(running, timeout=30)
     assert (tmp_path / "relance.db").exists()  # it migrated its store before polling
+
+
+async def test_a_worker_that_cannot_reach_temporal_says_so_and_fails(
+    tmp_path: Path, task_queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens there: as when the worker starts while Temporal restarts.
+    target = f"127.0.0.1:{free_port()}"
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, task_queue=task_queue, temporal_address=target
+    )
+
+    with pytest.raises(WorkerFailed) as failed:
+        await run_worker(settings, asyncio.Event())
+
+    # One line for the operator; the process exits non-zero and its supervisor restarts it.
+    assert f"cannot reach Temporal at {target}" in str(failed.value)
+    assert "supervisor restarts it" in str(failed.value)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "CRITICAL"] == [
+        str(failed.value)
+    ]
 
 
 async def _first_task_failure(client: Client, task_queue: str, passthrough_all: bool) -> str:

@@ -7,7 +7,9 @@ sends a message itself. Store calls are blocking, so async services run them on 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -49,7 +51,7 @@ from domain.holds import HoldRequest
 from domain.law import LatePaymentCosts
 from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceFacts, PaymentInput, Stage
 from domain.money import Money
-from domain.playbook import Channel, Playbook
+from domain.playbook import Channel, Playbook, Recipient
 from domain.selection import resolve_segment
 from store.debtors import open_invoice_numbers, override_of
 from store.engine import transaction
@@ -61,7 +63,15 @@ from store.invoices import (
     payments_of,
     upsert_debtor,
 )
-from store.tables import Approval, Debtor, Event, Interaction, Invoice, Payment
+from store.tables import (
+    Approval,
+    Debtor,
+    Event,
+    Interaction,
+    InteractionStatus,
+    Invoice,
+    Payment,
+)
 from store.timeline import acknowledge_payment
 from workflows import contract
 from workflows.client import invoice_handle, start_invoice
@@ -73,6 +83,11 @@ log = logging.getLogger("relance.api")
 
 # Temporal errors a service translates (anything else is a bug and surfaces as a 500).
 TEMPORAL_ERRORS = (WorkflowUpdateFailedError, RPCError, RPCTimeoutOrCancelledError)
+# How long a payment's answer may wait for a message already at its provider: a provider
+# call's timeout (SendGridSender's 10 s), and some.
+IN_FLIGHT_WAIT = timedelta(seconds=12)
+# What the end of a collection itself sends (domain/collection/machine.py): not waited for.
+SENT_AFTER_PAYMENT = ("thank_you", "late_payment_statement")
 
 
 # ------------------------------------------------------------------ playbooks
@@ -556,6 +571,8 @@ async def record_payment(
             return await to_thread.run_sync(_after_close, engine, number, body)
         raise from_temporal(err, settings, invoice=number) from err
     await to_thread.run_sync(acknowledge_payment, engine, number, result, body.received_on)
+    if result.stage in TERMINAL_STAGES:
+        await _until_handed_over_messages_answered(engine, number)
     log.info("payment %s recorded on invoice %s", body.reference, number)
     return PaymentRecorded(
         reference=result.reference,
@@ -564,6 +581,39 @@ async def record_payment(
         stage=result.stage,
         overpayment=MoneyPublic.from_money(result.overpayment) if result.overpayment else None,
     )
+
+
+async def _until_handed_over_messages_answered(engine: Engine, number: str) -> None:
+    """Wait until no message to the debtor is being handed to its provider.
+
+    Once the store says the invoice is paid, no send starts (the reservation re-checks it),
+    but one reserved just before may be at SendGrid right now: it cannot be called back, and
+    the debtor would get it after the back office heard "paid". Answering once it is answered
+    keeps "nothing after the acknowledgment" true. A provider call lasts at most its timeout;
+    a row left `sending` by a worker that died is waited for that long in vain (its retry finds
+    the invoice paid and sends nothing).
+    """
+    deadline = time.monotonic() + IN_FLIGHT_WAIT.total_seconds()
+    while True:
+        if not await to_thread.run_sync(_sending_to_debtor, engine, number):
+            return
+        if time.monotonic() >= deadline:
+            log.warning("invoice %s: a message still marked sending after the payment", number)
+            return
+        await asyncio.sleep(0.05)
+
+
+def _sending_to_debtor(engine: Engine, number: str) -> bool:
+    with Session(engine) as session:
+        row = session.exec(
+            select(Interaction.id).where(
+                Interaction.invoice_number == number,
+                Interaction.status == InteractionStatus.SENDING,
+                Interaction.recipient == Recipient.DEBTOR,
+                col(Interaction.step_id).not_in(SENT_AFTER_PAYMENT),
+            )
+        ).first()
+    return row is not None
 
 
 # ------------------------------------------------------------------ history

@@ -5,6 +5,8 @@ Each test starts a real `temporal server start-dev` on free loopback ports in a 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import signal
 import socket
@@ -319,3 +321,67 @@ def test_no_orphan_server(tmp_path: Path, how: str) -> None:
             parent.wait()
         if server_pid and pid_alive(server_pid):  # the failure this test looks for
             os.kill(server_pid, signal.SIGKILL)
+
+
+# A stand-in for the worker: it crashes as the worker once did (SIGSEGV), then exits with an
+# error, then runs until it is asked to stop. Each start appends a line to the file argv[1].
+FLAKY_WORKER = textwrap.dedent(
+    """
+    import os, pathlib, signal, sys, time
+    starts = pathlib.Path(sys.argv[1])
+    with starts.open("a") as log:
+        log.write("started\\n")
+    count = len(starts.read_text().splitlines())
+    if count == 1:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if count == 2:
+        sys.exit(3)
+    def stop(*_):
+        pathlib.Path(sys.argv[2]).write_text("stopped on request")
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, stop)
+    pathlib.Path(sys.argv[3]).write_text("running")
+    time.sleep(120)
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+async def test_a_worker_that_dies_is_started_again_and_stopped_on_request(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    starts, stopped, running = tmp_path / "starts", tmp_path / "stopped", tmp_path / "running"
+    command = [sys.executable, "-c", FLAKY_WORKER, str(starts), str(stopped), str(running)]
+    supervisor = devserver.WorkerSupervisor(command, first_delay=0.05, max_delay=0.1)
+    stop = asyncio.Event()
+    caplog.set_level(logging.WARNING, logger="relance.dev")
+
+    supervising = asyncio.create_task(supervisor.run(stop))
+    try:
+        for _ in range(600):
+            if running.exists() or supervising.done():
+                break
+            await asyncio.sleep(0.05)
+        assert running.exists(), "the worker was not started a third time"
+        worker = supervisor.pid
+    finally:
+        stop.set()
+        await asyncio.wait_for(supervising, timeout=30)
+
+    assert starts.read_text().splitlines() == ["started"] * 3
+    assert supervisor.exits == [-signal.SIGSEGV, 3]
+    said = [record.getMessage() for record in caplog.records]
+    assert any("was killed by SIGSEGV; starting it again" in line for line in said), said
+    assert any("exited with code 3; starting it again" in line for line in said), said
+    # Stopped as a service is: asked first, and not started again.
+    assert stopped.read_text() == "stopped on request"
+    assert worker is not None and not pid_alive(worker)
+    assert len(said) == 2
+
+
+def test_the_restart_back_off_doubles_up_to_its_limit_and_resets_after_a_healthy_run() -> None:
+    def after(delay: float, ran_for: float) -> float:
+        return devserver.next_restart_delay(delay, ran_for, first=1.0, limit=30.0)
+
+    assert [after(d, ran_for=2.0) for d in (1.0, 2.0, 16.0, 30.0)] == [2.0, 4.0, 30.0, 30.0]
+    assert after(30.0, ran_for=devserver.WORKER_HEALTHY_SECONDS) == 1.0

@@ -4,7 +4,9 @@ It serves `POST /v3/mail/send` on 127.0.0.1 the way SendGrid documents it: Beare
 otherwise), a validated JSON body (400 with SendGrid's `{"errors": [{message, field, help}]}`
 naming each bad field), 202 with an empty body and an `X-Message-Id` header on success. Tests
 point `Settings.sendgrid_host` (or `SendGridSender(host=...)`) at `fake.url`, read what arrived
-in `fake.messages`, and script outages with `fail_next` and `delay_next`.
+in `fake.messages`, and script outages with `fail_next` and `delay_next`, or a flaky SendGrid
+with `fail_randomly` and `delay_randomly` (a seeded share of requests answered 5xx or 429, or
+held a while: the chaos tests).
 
 What happens after acceptance (delivery, bounces, events) is out of scope: SendGrid reports those
 asynchronously, never in the HTTP answer.
@@ -13,9 +15,11 @@ asynchronously, never in the HTTP answer.
 from __future__ import annotations
 
 import json
+import random
 import re
 import secrets
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +72,8 @@ class ReceivedMessage:
     message_id: str
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    # When the fake accepted it (time.time()), to compare with what the caller saw happen.
+    received_at: float = field(default_factory=time.time)
 
     @property
     def personalization(self) -> dict[str, Any]:
@@ -128,6 +134,9 @@ class FakeSendGrid:
         self._requests_count = 0
         self._failures: deque[tuple[int, str | None]] = deque()
         self._delays: deque[float] = deque()
+        self._random_failures: tuple[float, tuple[int, ...], random.Random] | None = None
+        self._random_delays: tuple[float, float, random.Random] | None = None
+        self._injected = 0
         # Set on stop, so a request parked in delay_next returns at once instead of holding up
         # the test run.
         self._stopping = threading.Event()
@@ -213,12 +222,43 @@ class FakeSendGrid:
         with self._lock:
             self._delays.extend([seconds] * times)
 
+    @property
+    def failures_injected(self) -> int:
+        """Requests answered with a scripted or random failure."""
+        with self._lock:
+            return self._injected
+
+    def fail_randomly(
+        self, ratio: float, statuses: tuple[int, ...] = (500, 502, 503, 429), seed: int = 0
+    ) -> None:
+        """From now on, answer about `ratio` of the requests (those `fail_next` does not
+        script) with one of `statuses`, drawn from a generator seeded with `seed`, without
+        recording them. `ratio=0` turns it off."""
+        if not 0 <= ratio < 1:
+            raise ValueError("fail_randomly takes a ratio in [0, 1)")
+        if any(not 400 <= status <= 599 for status in statuses):
+            raise ValueError("fail_randomly takes 4xx or 5xx statuses")
+        with self._lock:
+            self._random_failures = (ratio, statuses, random.Random(seed)) if ratio else None
+
+    def delay_randomly(self, ratio: float, seconds: float, seed: int = 0) -> None:
+        """From now on, hold about `ratio` of the requests (those `delay_next` does not script)
+        for `seconds` before handling them: a SendGrid slow now and then. `ratio=0` turns it
+        off."""
+        if not 0 <= ratio < 1 or seconds < 0:
+            raise ValueError("delay_randomly takes a ratio in [0, 1) and seconds >= 0")
+        with self._lock:
+            self._random_delays = (ratio, seconds, random.Random(seed)) if ratio else None
+
     def reset(self) -> None:
         with self._lock:
             self._messages.clear()
             self._failures.clear()
             self._delays.clear()
             self._requests_count = 0
+            self._random_failures = None
+            self._random_delays = None
+            self._injected = 0
 
     # -- the API -------------------------------------------------------------------------------
 
@@ -226,7 +266,16 @@ class FakeSendGrid:
         with self._lock:
             self._requests_count += 1
             delay = self._delays.popleft() if self._delays else 0.0
+            if not delay and self._random_delays is not None:
+                ratio, seconds, draw = self._random_delays
+                delay = seconds if draw.random() < ratio else 0.0
             failure = self._failures.popleft() if self._failures else None
+            if failure is None and self._random_failures is not None:
+                ratio, statuses, draw = self._random_failures
+                if draw.random() < ratio:
+                    failure = (draw.choice(statuses), None)
+            if failure is not None:
+                self._injected += 1
         if delay:
             self._stopping.wait(delay)
         if failure is not None:
