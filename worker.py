@@ -20,6 +20,7 @@ from activities.email import EmailSender, build_sender
 from activities.law import LawActivities
 from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities
+from activities.notice_sender import sending_notices
 from activities.notify import NotifyActivities
 from activities.portal_notice import PortalNoticeActivities
 from activities.progress import ProgressActivities
@@ -115,7 +116,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     stop = stop or _stop_on_signals()
     log.info("worker polling task queue %r on %s", settings.task_queue, settings.temporal_target)
     try:
-        async with worker:
+        async with worker, sending_notices(engine, settings):
             await stop.wait()
     except Exception as err:
         # The SDK ends its worker on an error it does not retry (a poll refused for good);

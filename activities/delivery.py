@@ -65,7 +65,13 @@ class DeliveryActivities:
     @activity.defn(name="record")
     def record(self, snapshot: Snapshot) -> None:
         with transaction(self._engine) as session:
-            record_snapshot(session, snapshot.invoice_number, snapshot.records, snapshot.status)
+            record_snapshot(
+                session,
+                snapshot.invoice_number,
+                snapshot.records,
+                snapshot.status,
+                snapshot.notices,
+            )
 
     @activity.defn(name="deliver")
     def deliver(self, request: DeliveryRequest) -> DeliveryOutcome:
@@ -94,7 +100,13 @@ class DeliveryActivities:
         message = request.message
         with transaction(self._engine) as session:
             snapshot = request.snapshot
-            record_snapshot(session, snapshot.invoice_number, snapshot.records, snapshot.status)
+            record_snapshot(
+                session,
+                snapshot.invoice_number,
+                snapshot.records,
+                snapshot.status,
+                snapshot.notices,
+            )
             invoice = _locked_invoice(session, request.invoice_number)
             own = _row(session, key)
             listed = own is not None and _listed_by_other(session, own, key)

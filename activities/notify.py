@@ -28,18 +28,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from config import Settings
-from domain.money import Money
+from contracts.backoffice import BackofficeEvent, BackofficeEventKind, backoffice_event_id
 from domain.signing import EVENT_ID_HEADER, SIGNATURE_HEADER, sign, verify_signature
 
 __all__ = [
@@ -62,63 +59,31 @@ WEBHOOK_UNAVAILABLE = "WebhookUnavailable"
 _RETRYABLE_STATUS = frozenset({408, 429})
 
 
-class BackofficeEventKind(StrEnum):
-    STAGE_CHANGED = "stage_changed"
-    DISPUTE_OPENED = "dispute_opened"
-    DISPUTE_RESOLVED = "dispute_resolved"
-    PLAN_PROPOSED = "plan_proposed"
-    PLAN_ACTIVATED = "plan_activated"
-    PLAN_REJECTED = "plan_rejected"
-    PLAN_BROKEN = "plan_broken"
-    PLAN_COMPLETED = "plan_completed"
-    PROMISE_RECORDED = "promise_recorded"
-    PROMISE_BROKEN = "promise_broken"
-    PAUSED = "paused"
-    RESUMED = "resumed"
-    EMAIL_UNDELIVERABLE = "email_undeliverable"
-    HANDED_OFF = "handed_off"
-    # Paid after its due date: sent once the late-payment costs are known, with them in data.
-    PAID = "paid"
-    CANCELLED = "cancelled"
-    WRITTEN_OFF = "written_off"
-    # Paid after its due date: the interest and the 40 € it still owes (data: the amounts).
-    LATE_PAYMENT_COSTS = "late_payment_costs"
-    # A text, letter or call did not reach the debtor: the playbook's fallback took over.
-    CONTACT_UNDELIVERABLE = "contact_undeliverable"
-
-
-def backoffice_event_id(invoice_number: str, kind: BackofficeEventKind, key: str | int) -> str:
-    """The stable id `<invoice>:<kind>:<revision or key>` receivers dedupe on.
-
-    Pure and deterministic, so a workflow may call it: the same fact always gets the same id,
-    in a retry, a replay or after continue-as-new.
-    """
-    return f"{invoice_number}:{kind.value}:{key}"
-
-
-class BackofficeEvent(BaseModel):
-    """What the back office receives, as the JSON body (amounts are decimal strings)."""
-
-    event_id: str = Field(min_length=1, max_length=200)
-    kind: BackofficeEventKind
-    invoice_number: str
-    # The back office's own opaque id: no personal data goes out in notifications.
-    debtor_id: str
-    stage: str
-    outstanding: Money
-    occurred_at: datetime
-    # Kind-specific details (dispute id, plan id, who decided...), flat strings for any ERP.
-    data: dict[str, str] = Field(default_factory=dict)
-
-
 HttpClientFactory = Callable[[], httpx.Client]
 
 
-class NotifyActivities:
+@dataclass
+class Attempt:
+    """Where an event stands after posting it to every URL not yet done with it."""
+
+    delivered: list[str]
+    rejected: dict[str, str]
+    # "Not now" answers of this attempt: scheme and host, with the reason.
+    unavailable: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return not self.unavailable
+
+
+class BackofficePoster:
+    """Signs an event and POSTs it to every configured URL. Used by the outbox's sender and,
+    for invoices on the first rules' edition, by the `notify_backoffice` activity."""
+
     def __init__(
         self, settings: Settings, http_client_factory: HttpClientFactory | None = None
     ) -> None:
-        self._urls = list(settings.backoffice_webhook_urls)
+        self.urls = list(settings.backoffice_webhook_urls)
         secret = settings.backoffice_webhook_secret
         self._secret = secret.get_secret_value() if secret else ""
         timeout = settings.backoffice_webhook_timeout_seconds
@@ -127,40 +92,29 @@ class NotifyActivities:
             lambda: httpx.Client(timeout=timeout, follow_redirects=False)
         )
 
-    @activity.defn(name="notify_backoffice")
-    def notify_backoffice(self, event: BackofficeEvent) -> int:
-        """POST `event` to every URL; the number of URLs that took it (0 when none is set)."""
-        if not self._urls:
-            return 0
-        delivered, rejected = _earlier_outcomes()
+    def post(
+        self,
+        event: BackofficeEvent,
+        delivered: list[str],
+        rejected: dict[str, str],
+        after_each: Callable[[Attempt], None] = lambda _: None,
+    ) -> Attempt:
+        """POST `event` to the URLs that neither took nor rejected it in an earlier attempt."""
+        attempt = Attempt(delivered=list(delivered), rejected=dict(rejected))
         body = event.model_dump_json().encode("utf-8")
-        unavailable: list[str] = []
         with self._client_factory() as client:
-            for url in self._urls:
-                if url in delivered or url in rejected:
+            for url in self.urls:
+                if url in attempt.delivered or url in attempt.rejected:
                     continue
                 outcome = self._post(client, url, event, body)
                 if outcome is None:
-                    delivered.append(url)
+                    attempt.delivered.append(url)
                 elif outcome.retryable:
-                    unavailable.append(f"{_where(url)}: {outcome.reason}")
+                    attempt.unavailable.append(f"{_where(url)}: {outcome.reason}")
                 else:
-                    rejected[url] = outcome.reason
-                _remember(delivered, rejected)
-        if unavailable:
-            raise ApplicationError(
-                f"back-office webhook unavailable for event {event.event_id}: "
-                + "; ".join(unavailable),
-                type=WEBHOOK_UNAVAILABLE,
-            )
-        if rejected:
-            reasons = "; ".join(f"{_where(url)}: {reason}" for url, reason in rejected.items())
-            raise ApplicationError(
-                f"back-office webhook rejected event {event.event_id}: {reasons}",
-                type=WEBHOOK_REJECTED,
-                non_retryable=True,
-            )
-        return len(delivered)
+                    attempt.rejected[url] = outcome.reason
+                after_each(attempt)
+        return attempt
 
     def _post(
         self, client: httpx.Client, url: str, event: BackofficeEvent, body: bytes
@@ -192,6 +146,38 @@ class NotifyActivities:
         return _Failure(f"HTTP {status}", retryable=retryable)
 
 
+class NotifyActivities:
+    def __init__(
+        self, settings: Settings, http_client_factory: HttpClientFactory | None = None
+    ) -> None:
+        self._poster = BackofficePoster(settings, http_client_factory)
+
+    @activity.defn(name="notify_backoffice")
+    def notify_backoffice(self, event: BackofficeEvent) -> int:
+        """POST `event` to every URL; the number of URLs that took it (0 when none is set)."""
+        if not self._poster.urls:
+            return 0
+        delivered, rejected = _earlier_outcomes()
+        attempt = self._poster.post(event, delivered, rejected, after_each=_remember)
+        if attempt.unavailable:
+            raise ApplicationError(
+                f"back-office webhook unavailable for event {event.event_id}: "
+                + "; ".join(attempt.unavailable),
+                type=WEBHOOK_UNAVAILABLE,
+            )
+        if attempt.rejected:
+            raise ApplicationError(
+                f"back-office webhook rejected event {event.event_id}: {rejections(attempt)}",
+                type=WEBHOOK_REJECTED,
+                non_retryable=True,
+            )
+        return len(attempt.delivered)
+
+
+def rejections(attempt: Attempt) -> str:
+    return "; ".join(f"{_where(url)}: {reason}" for url, reason in attempt.rejected.items())
+
+
 @dataclass(frozen=True)
 class _Failure:
     reason: str
@@ -217,6 +203,6 @@ def _earlier_outcomes() -> tuple[list[str], dict[str, str]]:
     return delivered, rejected
 
 
-def _remember(delivered: list[str], rejected: dict[str, str]) -> None:
+def _remember(attempt: Attempt) -> None:
     if activity.in_activity():
-        activity.heartbeat({"delivered": delivered, "rejected": rejected})
+        activity.heartbeat({"delivered": attempt.delivered, "rejected": attempt.rejected})

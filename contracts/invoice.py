@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, Field
 
+from contracts.backoffice import BackofficeEvent
 from contracts.legacy import CarriedState
 from domain.collection.commands import SendResult
 from domain.collection.records import EventRecord
@@ -47,6 +48,9 @@ class Snapshot(BaseModel):
     invoice_number: str
     records: list[EventRecord] = []
     status: InvoiceStatus
+    # Back-office notices the transition decided (rules edition 2): kept in the store's outbox
+    # in the same transaction as the records, posted by the worker's sender.
+    notices: list[BackofficeEvent] = []
 
 
 class DeliveryRequest(BaseModel):

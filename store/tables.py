@@ -371,3 +371,29 @@ class PrivacyAudit(SQLModel, table=True):
     by: str = Field(max_length=128)
     at: datetime = Field(default_factory=utcnow)
     detail: dict[str, object] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class BackofficeNotice(SQLModel, table=True):
+    """A back-office notification waiting to be posted: the transactional outbox.
+
+    Written in the same transaction as the records of the transition that decided it (so a
+    notice exists exactly when its facts do), then posted by the worker's sender, which retries
+    with backoff and keeps, per URL, whether it took or rejected the event.
+    """
+
+    __tablename__ = "backoffice_notice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # What receivers dedupe on; UNIQUE, so a retried activity writes its notice once.
+    event_id: str = Field(unique=True, max_length=200)
+    invoice_number: str = Field(index=True, max_length=64)
+    # contracts.backoffice.BackofficeEvent as JSON.
+    body: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    attempts: int = 0
+    delivered: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rejected: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Set once no URL is left to try: every one took it or rejected it, or it expired.
+    done_at: datetime | None = Field(default=None, index=True)
+    failure: str | None = None

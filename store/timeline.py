@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from contracts.backoffice import BackofficeEvent
 from domain.calls import call_due_at
 from domain.collection.records import (
     ApprovalChange,
@@ -25,6 +26,7 @@ from domain.collection.records import (
     TaskChange,
 )
 from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, InvoiceStatus, PaymentResult
+from store import notices as outbox_store
 from store.engine import transaction
 from store.tables import (
     Approval,
@@ -91,14 +93,20 @@ def write_events(session: Session, number: str, records: Sequence[EventRecord], 
 
 
 def record_snapshot(
-    session: Session, number: str, records: Sequence[EventRecord], status: InvoiceStatus
+    session: Session,
+    number: str,
+    records: Sequence[EventRecord],
+    status: InvoiceStatus,
+    notices: Sequence[BackofficeEvent] = (),
 ) -> None:
-    """A transition's events, then the status after it (events take the stage it shows)."""
+    """A transition's events, then the status after it (events take the stage it shows), and
+    the back-office notices it decided, kept in the outbox with them."""
     if session.get(Invoice, number) is None:
         raise LookupError(f"invoice {number} is not in the store")
     apply_status(session, status)
     session.flush()
     write_events(session, number, records, status.stage)
+    outbox_store.enqueue(session, notices)
 
 
 def _add_payment(session: Session, number: str, change: PaymentChange, at: datetime) -> None:

@@ -248,23 +248,31 @@ class InvoiceWorkflow:
         is returned (a person's Update waits for it: the API then reads what it just did)."""
         self._running = [task for task in self._running if not task.done()]
         records = [e.event for e in effects if isinstance(e, machine.Record)]
+        notices = [e for e in effects if isinstance(e, machine.Notify)]
+        if not self._input.notify_backoffice:
+            notices = []
+        # Rules 2: notices go to the store's outbox with the records (no activity of their own).
+        outboxed = self._state.rules >= 2
         snapshot = Snapshot(
-            invoice_number=self._state.invoice.number, records=records, status=self.status()
+            invoice_number=self._state.invoice.number,
+            records=records,
+            status=self.status(),
+            notices=[self._event(n) for n in notices] if outboxed else [],
         )
-        bare = snapshot.model_copy(update={"records": []})
+        bare = snapshot.model_copy(update={"records": [], "notices": []})
         sends = [e for e in effects if isinstance(e, machine.Send)]
         recorded: asyncio.Task[None] | None = None
-        if records and (records_apart or not sends):
+        if (records or snapshot.notices) and (records_apart or not sends):
             recorded = asyncio.create_task(self._record(snapshot))
             self._running.append(recorded)
             snapshot = bare
         for send in sends:
             self._running.append(asyncio.create_task(self._deliver(send, snapshot)))
             snapshot = bare
+        for notice in [] if outboxed else notices:
+            self._notify(notice)
         for effect in effects:
-            if isinstance(effect, machine.Notify) and self._input.notify_backoffice:
-                self._notify(effect)
-            elif isinstance(effect, machine.ComputeLateCosts):
+            if isinstance(effect, machine.ComputeLateCosts):
                 self._running.append(asyncio.create_task(self._late_costs(effect)))
         return recorded
 
@@ -344,21 +352,25 @@ class InvoiceWorkflow:
         async with self._lock:
             self._carry(self._take(self._apply(settled)))
 
+    def _event(self, notice: machine.Notify) -> BackofficeEvent:
+        invoice = self._state.invoice
+        return BackofficeEvent(
+            event_id=notice.event_id,
+            kind=BackofficeEventKind(notice.kind),
+            invoice_number=invoice.number,
+            debtor_id=invoice.debtor_id,
+            stage=notice.stage.value,
+            outstanding=notice.outstanding,
+            occurred_at=notice.at,
+            data=notice.data,
+        )
+
     def _notify(self, notice: machine.Notify) -> None:
-        state = self._state
+        """Rules 1: the notice is an activity of its own, as those histories recorded it."""
         self._notifications.append(
             workflow.start_activity_method(
                 NotifyActivities.notify_backoffice,
-                BackofficeEvent(
-                    event_id=notice.event_id,
-                    kind=BackofficeEventKind(notice.kind),
-                    invoice_number=state.invoice.number,
-                    debtor_id=state.invoice.debtor_id,
-                    stage=notice.stage.value,
-                    outstanding=notice.outstanding,
-                    occurred_at=notice.at,
-                    data=notice.data,
-                ),
+                self._event(notice),
                 start_to_close_timeout=NOTIFY_TIMEOUT,
                 schedule_to_close_timeout=NOTIFY_DEADLINE,
                 retry_policy=NOTIFY_RETRY,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -25,12 +27,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.email import EmailSender, OutboxSender
+from activities.notice_sender import sending_notices
 from config import Settings
 from domain.calendar import DEFAULT_WINDOW, debtor_timezone, next_send_time
 from domain.lifecycle import InvoiceFacts, InvoiceStatus, PaymentInput
 from domain.money import Money
 from domain.playbook import Playbook, load_playbook_named
 from domain.postal import postal_address
+from store import notices
 from store.engine import transaction
 from store.invoices import add_invoice, events_of, interactions_of, upsert_debtor
 from store.tables import Debtor, Event, Interaction
@@ -168,6 +172,16 @@ class Harness:
         await self.advance_until(done, max_days=max_days, step_hours=6)
         return await self.handle(number).result()
 
+    async def notices_posted(self, seconds: float = 60) -> None:
+        """Wait (in real time: the sender runs on the wall clock) until the back-office outbox
+        has posted everything it holds."""
+        for _ in range(int(seconds * 10)):
+            with Session(self.engine) as session:
+                if notices.pending(session) == 0:
+                    return
+            await asyncio.sleep(0.1)
+        raise AssertionError("back-office notices still waiting to be posted")
+
     async def advance_until(
         self, done: Callable[[], Awaitable[bool]], *, max_days: int = 120, step_hours: int = 6
     ) -> None:
@@ -262,7 +276,7 @@ async def running_worker(
         task_queue=task_queue,
     )
     harness = Harness(env, engine, outbox, task_queue, settings)
-    async with worker:
+    async with worker, sending_notices(engine, settings):
         try:
             yield harness
         finally:

@@ -51,6 +51,7 @@ async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
             )
             await h.pay(number, "VIR-H", "1200.00")
             await h.ended(number)
+            await h.notices_posted()
 
     # Sent without holding up the collection, so they may arrive in any order: receivers
     # order them by `occurred_at`.
