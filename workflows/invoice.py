@@ -283,7 +283,7 @@ class InvoiceWorkflow:
                 LawActivities.late_payment_costs,
                 LateCostsRequest(
                     invoice_number=invoice.number,
-                    amount=invoice.amount,
+                    amount=ask.owed or invoice.amount,
                     due_date=invoice.due_date,
                     payments=ask.payments,
                     country=invoice.country,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from pydantic import BaseModel
 
@@ -167,6 +168,10 @@ class ComputeLateCosts(BaseModel):
     from rate tables that ops may update; the answer comes back as `LateCostsComputed`)."""
 
     payments: list[Paid]
+    # What the payments settled: the invoice's amount less its credit notes. A credit note
+    # says that part was never owed, so it bears no interest. None: the invoice's amount
+    # (effects recorded before credits were counted).
+    owed: Money | None = None
 
 
 class Notify(BaseModel):
@@ -1681,7 +1686,11 @@ class _Run:
             return
         if max(p.received_on for p in payments) <= s.invoice.due_date:
             return
-        self.effects.append(ComputeLateCosts(payments=payments))
+        owed = Money.of(
+            max(s.ledger.amount.amount - s.ledger.credited.amount, Decimal(0)),
+            s.ledger.amount.currency,
+        )
+        self.effects.append(ComputeLateCosts(payments=payments, owed=owed))
 
     def late_costs(self, computed: LateCostsComputed) -> None:
         costs = computed.costs
