@@ -57,6 +57,17 @@ def still_open() -> ColumnElement[bool]:
     return or_(col(Invoice.stage).in_(OPEN_STAGES), open_hand_off())
 
 
+def open_numbers(session: Session, numbers: Sequence[str]) -> set[str]:
+    """Which of these invoices are still open (`still_open`)."""
+    if not numbers:
+        return set()
+    return set(
+        session.exec(
+            select(Invoice.number).where(col(Invoice.number).in_(numbers), still_open())
+        ).all()
+    )
+
+
 def aware(moment: datetime) -> datetime:
     """SQLite hands datetimes back without their zone; the store only ever writes UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
