@@ -21,7 +21,11 @@ from decimal import Decimal
 
 import pytest
 
+from api.console import accounts
+from store.people import Language, PersonRole
 from tests.reports.conftest import ReportsApi, Seed
+
+PASSWORD = "correct horse battery staple"
 
 MARCH = "from=2026-03-01&to=2026-03-31&currency=EUR&within_days=30"
 
@@ -114,3 +118,29 @@ async def test_the_open_portfolio_lists_and_totals_the_open_hand_off(legal: Repo
     metrics = (await legal.http.get("/metrics")).text
     assert 'relance_open_amount{currency="EUR",stage="handed_off"} 2000.0' in metrics
     assert 'relance_open_amount{currency="EUR",stage="upcoming"} 600.0' in metrics
+
+
+async def test_the_console_shows_the_same_legal_figures(legal: ReportsApi) -> None:
+    accounts.add_user(
+        legal.engine, "finance@relance.test", PersonRole.FINANCE, PASSWORD, Language.EN
+    )
+    token = accounts.sign_in(legal.engine, "finance@relance.test", PASSWORD)
+    cookie = {"Cookie": f"relance_session={token}"}
+
+    reports = await legal.http.get("/console/reports", headers=cookie)
+    assert reports.status_code == 200, reports.text
+    # This month (L2 was paid in March): nothing collected by legal action yet; at its end,
+    # L1's 2000 with the partner, in the receivables, the aging and apart from the forecast.
+    html = " ".join(reports.text.split())
+    assert '<div id="collected-legal"><b>0.00</b>' in html
+    assert '<div id="receivables-legal"><b>2000.00</b>' in html
+    assert "With the legal partner : 2000.00" in html
+    assert "Not forecast (the procedure says when): with the legal partner 2000.00" in html
+
+    # L1's page still states the interest and indemnity owed (the partner claims them); the
+    # abandoned L4 owes nothing more through us.
+    open_file = await legal.http.get("/console/invoices/L1", headers=cookie)
+    assert "Late-payment interest and indemnity" in open_file.text
+    closed_file = await legal.http.get("/console/invoices/L4", headers=cookie)
+    assert closed_file.status_code == 200
+    assert "Late-payment interest and indemnity" not in closed_file.text
