@@ -34,6 +34,12 @@ class BackofficeEventKind(StrEnum):
     LATE_PAYMENT_COSTS = "late_payment_costs"
     # A text, letter or call did not reach the debtor: the playbook's fallback took over.
     CONTACT_UNDELIVERABLE = "contact_undeliverable"
+    # Rules 2, a handed-off invoice: the legal partner's file was updated (data: `status`,
+    # `partner_reference`, `costs`, `currency`), and the partner settled or abandoned it, which
+    # ends the collection (same data).
+    LEGAL_UPDATED = "legal_updated"
+    LEGAL_SETTLED = "legal_settled"
+    LEGAL_ABANDONED = "legal_abandoned"
 
 
 def backoffice_event_id(invoice_number: str, kind: BackofficeEventKind, key: str | int) -> str:

@@ -42,6 +42,16 @@ class Receivable:
     # Cancelled by a credit note: never was a sale, never a receivable.
     cancelled: bool = False
     segment: str | None = None
+    # Handed off to the legal partner that day: still receivable while the file is open, and
+    # what is paid from then on is collected by legal action, not by the reminders.
+    legal_from: date | None = None
+
+    def at_legal_stage(self, day: date) -> bool:
+        return self.legal_from is not None and self.legal_from <= day
+
+    def by_legal_action(self, on: date) -> bool:
+        """Whether a payment received `on` came in once the file was with the partner."""
+        return self.at_legal_stage(on)
 
     def paid_by(self, day: date) -> Decimal:
         return sum((amount for on, amount in self.payments if on <= day), ZERO)
@@ -168,6 +178,19 @@ def collected(rows: Iterable[Receivable], start: date, end: date) -> Decimal:
     return sum((a for r in rows for on, a in r.payments if start <= on <= end), ZERO)
 
 
+def collected_by_legal_action(rows: Iterable[Receivable], start: date, end: date) -> Decimal:
+    """The part of `collected` received once the file was with the legal partner."""
+    return sum(
+        (a for r in rows for on, a in r.payments if start <= on <= end and r.by_legal_action(on)),
+        ZERO,
+    )
+
+
+def legal_receivables(rows: Iterable[Receivable], day: date) -> Decimal:
+    """The part of the receivables on `day` with the legal partner (open hand-offs)."""
+    return sum((r.balance(day) for r in rows if r.at_legal_stage(day)), ZERO)
+
+
 # ------------------------------------------------------------------ aging
 
 
@@ -233,7 +256,9 @@ def step_effectiveness(
     sends: Iterable[StepSent], rows: Sequence[Receivable], within_days: int
 ) -> list[StepEffect]:
     """Per step and template: invoices reached, those settled within N days after the send
-    (the send's day counted as day 0), and what was paid on them in those days."""
+    (the send's day counted as day 0), and what was paid on them in those days. A step sent
+    before the hand-off is not credited with what came in once the file was with the legal
+    partner: that was collected by legal action (the hand-off's own step is)."""
     by_number = {r.number: r for r in rows}
     groups: dict[tuple[str, str], list[StepSent]] = {}
     for send in sends:
@@ -247,6 +272,8 @@ def step_effectiveness(
             if r is None:
                 continue
             last = send.sent_on + timedelta(days=within_days)
+            if r.legal_from is not None and send.sent_on < r.legal_from:
+                last = min(last, r.legal_from - timedelta(days=1))
             settled = r.settled_on()
             if settled is not None and send.sent_on <= settled <= last:
                 paid += 1
@@ -334,14 +361,18 @@ class OpenInvoice:
     promised_on: date | None = None
     # The active plan's installments (due date, amount), in order.
     installments: tuple[tuple[date, Decimal], ...] = ()
+    # With the legal partner (an open hand-off): owed, but when it comes in is the court's.
+    legal: bool = False
 
 
 def expected_receipts(invoice: OpenInvoice, today: date) -> list[ExpectedReceipt]:
     """When the money of one open invoice is expected: a disputed invoice, never (until the
     dispute is resolved); a plan, its installments not yet paid (the last ones, adding up to
     what is outstanding); a promise, its date; otherwise its due date moved by the debtor's
-    usual days late. A date already past is expected today."""
-    if invoice.disputed or invoice.outstanding <= 0:
+    usual days late. A date already past is expected today. An invoice with the legal partner
+    is not forecast: the procedure, not a due date, says when it pays (the forecast reports
+    its amount apart)."""
+    if invoice.disputed or invoice.legal or invoice.outstanding <= 0:
         return []
     if invoice.installments:
         left = invoice.outstanding

@@ -659,7 +659,11 @@ def limitation_status(
     formal notice, which does not interrupt limitation.
     """
     days = [a.on if isinstance(a, Acknowledgment) else a for a in acknowledgments]
-    deadline = limitation_date(due_date, days)
+    return limitation_as_of(limitation_date(due_date, days), on)
+
+
+def limitation_as_of(deadline: date, on: date) -> LimitationStatus:
+    """Where a claim whose limitation date is known stands on `on` (barred the day after)."""
     warn_from = _add_months(deadline, -LIMITATION_WARNING_MONTHS)
     barred = on > deadline
     return LimitationStatus(

@@ -7,12 +7,12 @@ message never has to write here.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import JSON, Column, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from store.portfolio import still_open
 from store.tables import Event, Invoice, utcnow
 
 
@@ -79,11 +79,12 @@ def rotate_key(session: Session, debtor_id: str, by: str) -> int:
     return row.version
 
 
-def open_invoices(session: Session, debtor_id: str, closed: Collection[str]) -> list[Invoice]:
+def open_invoices(session: Session, debtor_id: str) -> list[Invoice]:
+    """The debtor's invoices still open, open hand-offs included."""
     return list(
         session.exec(
             select(Invoice)
-            .where(Invoice.debtor_id == debtor_id, col(Invoice.stage).not_in(closed))
+            .where(Invoice.debtor_id == debtor_id, still_open())
             .order_by(col(Invoice.due_date), col(Invoice.number))
         ).all()
     )

@@ -12,10 +12,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, exists, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
+from domain.collection.records import EventKind
 from domain.kpis import DisputeFact, OpenInvoice, Receivable, StepSent
 from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, Stage
 from domain.playbook import Recipient
@@ -25,6 +26,7 @@ from store.tables import (
     Approval,
     Debtor,
     Dispute,
+    Event,
     Interaction,
     InteractionStatus,
     Invoice,
@@ -34,6 +36,36 @@ from store.tables import (
 )
 
 OPEN_STAGES = tuple(s.value for s in Stage if s not in TERMINAL_STAGES)
+
+
+def _closed_event() -> Any:
+    return exists().where(
+        col(Event.invoice_number) == col(Invoice.number), col(Event.kind) == EventKind.CLOSED.value
+    )
+
+
+def open_hand_off() -> ColumnElement[bool]:
+    """Handed off and still open: the file is with the legal partner and the invoice still
+    owed (rules 2). Its history records the end when the partner settles or abandons it; the
+    first rules' edition recorded it at the hand-off itself."""
+    return and_(col(Invoice.stage) == Stage.HANDED_OFF.value, ~_closed_event())
+
+
+def still_open() -> ColumnElement[bool]:
+    """The open portfolio: every stage before the end, and the open hand-offs (receivable
+    still, at the legal stage). Every report, gauge and page that says "open" uses this."""
+    return or_(col(Invoice.stage).in_(OPEN_STAGES), open_hand_off())
+
+
+def open_numbers(session: Session, numbers: Sequence[str]) -> set[str]:
+    """Which of these invoices are still open (`still_open`)."""
+    if not numbers:
+        return set()
+    return set(
+        session.exec(
+            select(Invoice.number).where(col(Invoice.number).in_(numbers), still_open())
+        ).all()
+    )
 
 
 def aware(moment: datetime) -> datetime:
@@ -68,6 +100,18 @@ def load_receivables(session: Session, currency: str) -> list[Receivable]:
         .where(Invoice.currency == currency)
     ).all()
     paid = payments_by_invoice(session)
+    handed = _first_events(session, EventKind.HANDED_OFF)
+    closed = _first_events(session, EventKind.CLOSED)
+
+    def ended_on(invoice: Invoice) -> date | None:
+        if invoice.stage == Stage.WRITTEN_OFF:
+            return aware(invoice.updated_at).date()
+        if invoice.stage == Stage.HANDED_OFF:
+            # Out of the receivables from the day the file closed (settled or abandoned by the
+            # partner; the first edition's hand-off); an open hand-off is still owed.
+            return closed.get(invoice.number)
+        return None
+
     return [
         Receivable(
             number=invoice.number,
@@ -75,14 +119,23 @@ def load_receivables(session: Session, currency: str) -> list[Receivable]:
             issue_date=invoice.issue_date,
             due_date=invoice.due_date,
             payments=tuple(paid.get(invoice.number, ())),
-            ended_on=(
-                aware(invoice.updated_at).date() if invoice.stage == Stage.WRITTEN_OFF else None
-            ),
+            ended_on=ended_on(invoice),
             cancelled=invoice.stage == Stage.CANCELLED,
             segment=debtor.segment,
+            legal_from=handed.get(invoice.number),
         )
         for invoice, debtor in rows
     ]
+
+
+def _first_events(session: Session, kind: EventKind) -> dict[str, date]:
+    """The day each invoice's history first recorded `kind`."""
+    rows = session.exec(
+        select(Event.invoice_number, func.min(Event.at))
+        .where(Event.kind == kind.value)
+        .group_by(col(Event.invoice_number))
+    ).all()
+    return {number: aware(at).date() for number, at in rows}
 
 
 def _in_period(column: Any, start: date, end: date) -> ColumnElement[bool]:
@@ -195,9 +248,7 @@ def _installment_amount(value: object) -> Decimal:
 def load_open_invoices(session: Session, currency: str, as_of: date) -> list[OpenInvoice]:
     invoices = session.exec(
         select(Invoice).where(
-            Invoice.currency == currency,
-            col(Invoice.stage).in_(OPEN_STAGES),
-            col(Invoice.outstanding) > 0,
+            Invoice.currency == currency, still_open(), col(Invoice.outstanding) > 0
         )
     ).all()
     numbers = [i.number for i in invoices]
@@ -218,6 +269,7 @@ def load_open_invoices(session: Session, currency: str, as_of: date) -> list[Ope
             disputed=i.stage == Stage.DISPUTED,
             promised_on=promises.get(i.number) if i.stage == Stage.PROMISED else None,
             installments=plans.get(i.number, ()) if i.stage == Stage.PAYMENT_PLAN else (),
+            legal=i.stage == Stage.HANDED_OFF,
         )
         for i in invoices
     ]
@@ -278,7 +330,7 @@ def _conditions(f: InvoiceFilter) -> list[ColumnElement[bool]]:
     if f.currency is not None:
         where.append(col(Invoice.currency) == f.currency)
     if f.open_only:
-        where.append(col(Invoice.stage).in_(OPEN_STAGES))
+        where.append(still_open())
     return where
 
 
@@ -336,7 +388,7 @@ def debtor_activity(session: Session, debtor_ids: Sequence[str]) -> dict[str, De
         select(Invoice)
         .where(
             col(Invoice.debtor_id).in_(debtor_ids),
-            col(Invoice.stage).in_(OPEN_STAGES),
+            still_open(),
             col(Invoice.next_step_at).is_not(None),
         )
         .order_by(col(Invoice.next_step_at))
@@ -361,7 +413,7 @@ def open_invoices_of(session: Session, debtor_ids: Sequence[str]) -> list[Invoic
         session.exec(
             select(Invoice).where(
                 col(Invoice.debtor_id).in_(debtor_ids),
-                col(Invoice.stage).in_(OPEN_STAGES),
+                still_open(),
                 col(Invoice.outstanding) > 0,
             )
         ).all()

@@ -92,6 +92,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "paid_within": ("Payées sous N jours", "Paid within N days"),
     "share": ("Part", "Share"),
     "collected": ("Encaissé", "Collected"),
+    "collected_legal": ("dont par voie judiciaire", "of which by legal action"),
+    "at_legal_stage": ("Chez le partenaire juridique", "With the legal partner"),
+    "legal_not_forecast": (
+        "Non prévu (la procédure décide quand) : chez le partenaire juridique",
+        "Not forecast (the procedure says when): with the legal partner",
+    ),
     "month_end": ("Fin de mois", "Month end"),
     "role": ("Rôle", "Role"),
     "locked": ("Verrouillé", "Locked"),

@@ -22,7 +22,7 @@ from api.schemas import HistoryEntry, InvoicePublic
 from api.services import collection, invoices, previews
 from config import Settings
 from domain.law import AmountDue, statement_of_amounts
-from domain.lifecycle import TERMINAL_STAGES, Stage
+from domain.lifecycle import Stage
 from domain.money import Money, quantize
 from domain.rates import RateUnknownError
 from domain.selection import RiskBand
@@ -104,10 +104,11 @@ class InvoicePage:
     statement: AmountDue | None
 
 
-def _statement(invoice: InvoicePublic) -> AmountDue | None:
+def _statement(invoice: InvoicePublic, still_open: bool) -> AmountDue | None:
+    """What is owed today; an open hand-off still owes it (the partner claims it)."""
     day = datetime.now(UTC).date()
     outstanding = Money.of(Decimal(invoice.outstanding.amount), invoice.outstanding.currency)
-    if invoice.stage in TERMINAL_STAGES or day <= invoice.due_date or outstanding.amount <= 0:
+    if not still_open or day <= invoice.due_date or outstanding.amount <= 0:
         return None
     try:
         # The same computation as the messages' (activities.messaging).
@@ -125,7 +126,10 @@ def invoice_page(session: Session, settings: Settings, number: str) -> InvoicePa
     ).all()
     timeline = invoices.history(session, number)
     plans = collection.list_plans(session, number)
-    return InvoicePage(invoice, debtor, timeline, list(disputes), plans, _statement(invoice))
+    still_open = bool(portfolio.open_numbers(session, [number]))
+    return InvoicePage(
+        invoice, debtor, timeline, list(disputes), plans, _statement(invoice, still_open)
+    )
 
 
 @dataclass(frozen=True)

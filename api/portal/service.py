@@ -43,10 +43,11 @@ from api.portal.notices import send_notice
 from api.schemas import PaymentCreate
 from api.services import collection, debtors, invoices
 from api.services.collection import apply, new_id
+from api.services.legal_file import partner_reference_of
 from config import Settings
 from domain.holds import PromiseToPay
 from domain.law import AmountDue
-from domain.lifecycle import HOLD_STAGES, TERMINAL_STAGES, Stage
+from domain.lifecycle import HOLD_STAGES, Stage
 from domain.money import Money
 from domain.playbook import Playbook
 from domain.portal import (
@@ -71,6 +72,7 @@ from store.portal import (
     record_portal_event,
     rotate_key,
 )
+from store.portfolio import open_numbers
 from store.statements import statement_for
 from store.tables import (
     Debtor,
@@ -181,9 +183,15 @@ class InvoiceView:
     statement: AmountDue | None = None
     dispute: Dispute | None = None
     plan: PaymentPlan | None = None
+    # Handed off and still open: the legal partner has the file. Still due (and payable here),
+    # but no plan, promise or complaint on the portal: those go through the partner.
+    legal: bool = False
+    partner_reference: str | None = None
 
     @property
     def actionable(self) -> bool:
+        if self.legal:
+            return False
         return self.stage not in HOLD_STAGES or self.stage in _ACTIONABLE_HOLDS
 
     @property
@@ -254,6 +262,9 @@ def _invoice_view(session: Session, settings: Settings, invoice: Invoice, day: d
                 day,
                 settings.interest_clause,
             )
+    if invoice.stage == Stage.HANDED_OFF:  # (a closed one is not on the open list)
+        view.legal = True
+        view.partner_reference = partner_reference_of(session, invoice.number)
     view.dispute = session.exec(
         select(Dispute).where(Dispute.invoice_number == invoice.number, Dispute.status == "open")
     ).first()
@@ -303,7 +314,8 @@ def page(
             .where(Invoice.debtor_id == debtor.id)
             .order_by(col(Invoice.due_date), col(Invoice.number))
         ).all()
-        open_ = [i for i in every if i.stage not in TERMINAL_STAGES]
+        still = open_numbers(session, [invoice.number for invoice in every])
+        open_ = [i for i in every if i.number in still]
         views = [_invoice_view(session, settings, invoice, day) for invoice in open_]
         sent = _sent(session, [invoice.number for invoice in every])
     return PageView(
@@ -312,7 +324,7 @@ def page(
         language=visit.language,
         today=day,
         invoices=views,
-        settled=[i for i in every if i.stage in TERMINAL_STAGES],
+        settled=[i for i in every if i.number not in still],
         sent=sent,
         payments_enabled=settings.payments_enabled,
         upload_max_mb=max(1, settings.portal_upload_max_bytes // (1024 * 1024)),
@@ -321,15 +333,24 @@ def page(
     )
 
 
-def _own_open_invoice(engine: Engine, visit: Visit, number: str) -> Invoice:
+def _own_open_invoice(
+    engine: Engine, visit: Visit, number: str, *, paying: bool = False
+) -> Invoice:
     """The invoice, if it is this debtor's and still open. Another debtor's invoice is
-    answered exactly like an unknown one."""
+    answered exactly like an unknown one. One with the legal partner may only be paid here:
+    a plan, a promise or a complaint goes through the partner (the workflow refuses them)."""
     with Session(engine) as session:
         invoice = session.get(Invoice, number)
+        still = invoice is not None and bool(open_numbers(session, [number]))
     if invoice is None or invoice.debtor_id != visit.debtor_id:
         raise NotFound(f"invoice {number} is not on this page")
-    if invoice.stage in TERMINAL_STAGES:
+    if not still:
         raise Conflict(f"invoice {number} is already closed ({invoice.stage})")
+    if invoice.stage == Stage.HANDED_OFF and not paying:
+        raise Conflict(
+            f"invoice {number} is with our legal partner: it can still be paid here or by "
+            "transfer; for a payment plan, a promise or a complaint, contact the partner"
+        )
     return invoice
 
 
@@ -360,7 +381,7 @@ def _checkout_lines(engine: Engine, visit: Visit, numbers: list[str]) -> list[Ch
         raise Invalid("invoices: tick at least one invoice to pay")
     lines = []
     for number in dict.fromkeys(numbers):
-        invoice = _own_open_invoice(engine, visit, number)
+        invoice = _own_open_invoice(engine, visit, number, paying=True)
         outstanding = Money.of(invoice.outstanding, invoice.currency)
         if not outstanding.is_positive:
             raise Conflict(f"invoice {number} has nothing left to pay")
@@ -696,7 +717,7 @@ def data_request(engine: Engine, visit: Visit, kind: str, message: str) -> str:
         raise Invalid("message: at most 2000 characters")
     now = datetime.now(UTC)
     with transaction(engine) as session:
-        invoices_ = open_invoices(session, visit.debtor_id, TERMINAL_STAGES) or list(
+        invoices_ = open_invoices(session, visit.debtor_id) or list(
             session.exec(select(Invoice).where(Invoice.debtor_id == visit.debtor_id)).all()
         )
         if not invoices_:

@@ -16,7 +16,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
-from store.portfolio import OPEN_STAGES, aware, pending_approvals
+from store.portfolio import aware, pending_approvals, still_open
 from store.tables import Interaction, InteractionStatus, Invoice, Task
 
 
@@ -29,12 +29,13 @@ class BusinessCollector(Collector):
         with Session(self._engine) as session:
             open_amount = GaugeMetricFamily(
                 "relance_open_amount",
-                "Outstanding amount of open invoices, by stage and currency",
+                "Outstanding amount of open invoices (open hand-offs too, stage handed_off), "
+                "by stage and currency",
                 labels=["stage", "currency"],
             )
             for stage, currency, total in session.exec(
                 select(Invoice.stage, Invoice.currency, func.sum(Invoice.outstanding))
-                .where(col(Invoice.stage).in_(OPEN_STAGES))
+                .where(still_open())
                 .group_by(col(Invoice.stage), col(Invoice.currency))
             ).all():
                 open_amount.add_metric([stage, currency], float(total or 0))

@@ -81,6 +81,10 @@ class AgingReport(BaseModel):
     currency: str
     buckets: AgingRow = Field(description="the whole portfolio (segment null)")
     by_segment: list[AgingRow]
+    at_legal_stage: str = Field(
+        description="of the whole portfolio's total, what is with the legal partner (open "
+        "hand-offs, still owed)"
+    )
 
 
 class ChannelCost(BaseModel):
@@ -116,7 +120,14 @@ class KpiReport(BaseModel):
     receivables_start: str
     receivables_end: str
     current_receivables_end: str
+    receivables_end_at_legal_stage: str = Field(
+        description="of receivables_end, what is with the legal partner (open hand-offs)"
+    )
     collected: str
+    collected_by_legal_action: str = Field(
+        description="of collected, what came in once the invoice was handed off; no step is "
+        "credited with it but the hand-off's own"
+    )
     dso: str = Field(description="count-back DSO on the last day of the period")
     best_possible_dso: str | None
     average_days_delinquent: str | None
@@ -149,3 +160,7 @@ class ForecastReport(BaseModel):
     currency: str
     weights: dict[RiskBand, str]
     weeks: list[ForecastWeek]
+    at_legal_stage: str = Field(
+        description="owed by invoices with the legal partner: not forecast, the procedure says "
+        "when they pay"
+    )

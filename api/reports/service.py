@@ -306,7 +306,8 @@ def _aging_row(segment: str | None, row: dict[Bucket, Decimal], currency: str) -
 
 def aging(session: Session, currency: str, as_of: date | None) -> AgingReport:
     day = as_of or today()
-    table = kpis.aging(portfolio.load_receivables(session, currency), day)
+    rows = portfolio.load_receivables(session, currency)
+    table = kpis.aging(rows, day)
     whole = dict.fromkeys(Bucket, Decimal(0))
     for row in table.values():
         for bucket, amount in row.items():
@@ -319,6 +320,7 @@ def aging(session: Session, currency: str, as_of: date | None) -> AgingReport:
             _aging_row(segment, row, currency)
             for segment, row in sorted(table.items(), key=lambda kv: kv[0] or "")
         ],
+        at_legal_stage=_money(kpis.legal_receivables(rows, day), currency),
     )
 
 
@@ -371,7 +373,11 @@ def kpi_report(
         receivables_start=_money(kpis.receivables(rows, first - timedelta(days=1)), currency),
         receivables_end=_money(kpis.receivables(rows, last), currency),
         current_receivables_end=_money(kpis.current_receivables(rows, last), currency),
+        receivables_end_at_legal_stage=_money(kpis.legal_receivables(rows, last), currency),
         collected=_money(kpis.collected(rows, first, last), currency),
+        collected_by_legal_action=_money(
+            kpis.collected_by_legal_action(rows, first, last), currency
+        ),
         dso=str(dso),
         best_possible_dso=_opt(best),
         average_days_delinquent=_opt(None if best is None else dso - best),
@@ -415,7 +421,9 @@ def dso_trend(session: Session, currency: str, months: int = 12) -> list[DsoPoin
 
 def forecast(session: Session, currency: str) -> ForecastReport:
     day = today()
-    weeks = kpis.forecast(portfolio.load_open_invoices(session, currency, day), day)
+    open_invoices = portfolio.load_open_invoices(session, currency, day)
+    weeks = kpis.forecast(open_invoices, day)
+    legal = sum((i.outstanding for i in open_invoices if i.legal), Decimal(0))
     return ForecastReport(
         as_of=day,
         currency=currency,
@@ -431,4 +439,5 @@ def forecast(session: Session, currency: str) -> ForecastReport:
             )
             for w in weeks
         ],
+        at_legal_stage=_money(legal, currency),
     )

@@ -10,7 +10,13 @@ from sqlmodel import Session, SQLModel, col, select
 from api.errors import Invalid, NotFound
 from api.services.invoices import history
 from config import Settings
-from domain.law import Acknowledgment, AcknowledgmentKind, limitation_status
+from domain.law import (
+    Acknowledgment,
+    AcknowledgmentKind,
+    LimitationStatus,
+    limitation_as_of,
+    limitation_status,
+)
 from domain.money import Money
 from domain.rates import RateUnknownError
 from messages.dossier import DossierData, Party, SentCopy, build_dossier
@@ -53,6 +59,16 @@ def _acknowledgments(session: Session, invoice: Invoice) -> list[Acknowledgment]
         for p in plans
     ]
     return found
+
+
+def _limitation(session: Session, invoice: Invoice, as_of: date) -> LimitationStatus:
+    """The limitation date the invoice shows: the workflow's, which counts every acknowledgment
+    it recorded (promises too, which the store keeps no trace of as such), so the file never
+    states an earlier date than the invoice. Without one (nothing owed, or a row written before
+    the read model carried it), the acknowledgments the store itself holds."""
+    if invoice.limitation_date is not None:
+        return limitation_as_of(invoice.limitation_date, as_of)
+    return limitation_status(invoice.due_date, _acknowledgments(session, invoice), as_of)
 
 
 def dossier_data(session: Session, settings: Settings, number: str, as_of: date) -> DossierData:
@@ -115,7 +131,7 @@ def dossier_data(session: Session, settings: Settings, number: str, as_of: date)
         decisions=_rows(session, Approval, number, col(Approval.requested_at)),
         tasks=_rows(session, Task, number, col(Task.created_at)),
         statement=statement,
-        limitation=limitation_status(invoice.due_date, _acknowledgments(session, invoice), as_of),
+        limitation=_limitation(session, invoice, as_of),
         interest_clause=invoice.interest_clause or settings.contractual_interest_rate,
     )
 

@@ -62,3 +62,9 @@ def legal_of(session: Session, number: str, names: ActorNames) -> LegalPublic | 
         recorded_by=names.name(_text(detail, "by") or None),
         updated_at=event.at,
     )
+
+
+def partner_reference_of(session: Session, number: str) -> str | None:
+    """The legal partner's reference for the file, once a collector reported it."""
+    event = _latest(session, number, EventKind.LEGAL_UPDATED)
+    return _text(event.detail, "partner_reference") or None if event is not None else None

@@ -73,6 +73,7 @@ from domain.law import LatePaymentCosts, LimitationStatus, Paid, limitation_stat
 from domain.legal import (
     LEGAL_ENDINGS,
     LegalFile,
+    LegalStatus,
     LegalUpdate,
     Mediation,
     MediationOutcome,
@@ -142,6 +143,14 @@ CLOSING_NOTICES = {
     Stage.HANDED_OFF: "handed_off",
     Stage.CANCELLED: "cancelled",
     Stage.WRITTEN_OFF: "written_off",
+}
+# Rules 2: the legal partner's file, as the back office hears of it: each report of its
+# progress, and its end when the partner settles or abandons it (the invoice stays handed_off,
+# so no closing notice of a stage says so).
+LEGAL_UPDATED_NOTICE = "legal_updated"
+LEGAL_ENDING_NOTICES = {
+    LegalStatus.SETTLED: "legal_settled",
+    LegalStatus.ABANDONED: "legal_abandoned",
 }
 
 
@@ -547,6 +556,7 @@ class _Run:
         task: TaskChange | None = None,
         playbook: tuple[str, int] | None = None,
         late_costs: LatePaymentCosts | None = None,
+        notice_data: dict[str, str] | None = None,
     ) -> None:
         self.s.revision += 1
         self.effects.append(
@@ -567,8 +577,10 @@ class _Run:
                 )
             )
         )
-        # The back office gets the amounts of late-payment costs; other details stay inside.
-        self.notify(kind, key, plan, detail if kind == EventKind.LATE_PAYMENT_COSTS else None)
+        # The back office gets the amounts of late-payment costs, and what `notice_data` names;
+        # other details (who recorded it, free notes) stay inside.
+        data = detail if kind == EventKind.LATE_PAYMENT_COSTS else notice_data
+        self.notify(kind, key, plan, data)
 
     def notify(
         self,
@@ -580,8 +592,15 @@ class _Run:
         stage = self.s.shown_stage
         notice: str | None
         if kind == EventKind.CLOSED:
-            # (An open hand-off told the back office when it happened.)
-            notice = None if _open_hand_off(self.s) else CLOSING_NOTICES.get(self.s.stage)
+            # (An open hand-off told the back office when it happened; its end by the partner
+            # is told as such.)
+            notice = (
+                self.legal_ending_notice()
+                if _open_hand_off(self.s)
+                else CLOSING_NOTICES.get(self.s.stage)
+            )
+        elif kind == EventKind.LEGAL_UPDATED:
+            notice = LEGAL_UPDATED_NOTICE if self.s.rules >= 2 else None
         elif kind == EventKind.PLAN_DECIDED and plan is not None:
             notice = "plan_activated" if plan.status == "active" else "plan_rejected"
         elif kind == EventKind.PLAN_ENDED and plan is not None and plan.status == "completed":
@@ -1672,7 +1691,12 @@ class _Run:
         self.end_limitation_watch()
         legal = s.legal
         end = f"{s.stage}, legal file {legal.status}" if _open_hand_off(s) and legal else s.stage
-        self.record(EventKind.CLOSED, "closed", f"Collection ended: {end}")
+        self.record(
+            EventKind.CLOSED,
+            "closed",
+            f"Collection ended: {end}",
+            notice_data=legal_data(legal) if _open_hand_off(s) else None,
+        )
 
     def ask_late_costs(self) -> None:
         """Paid after its due date: the interest to each payment's day and the 40 € are owed
@@ -1859,6 +1883,13 @@ class _Run:
             "recorded here",
         )
 
+    def legal_ending_notice(self) -> str | None:
+        """Rules 2: the notice of a file the partner settled or abandoned."""
+        legal = self.s.legal
+        if self.s.rules < 2 or legal is None:
+            return None
+        return LEGAL_ENDING_NOTICES.get(legal.status)
+
     def with_partner(self) -> bool:
         """Handed off and open: nothing is planned, but a bounced hand-off message goes again by
         its fallback (an earlier reminder's bounce is moot now: the partner has the file)."""
@@ -1893,6 +1924,7 @@ class _Run:
                 "by": update.by,
                 "note": update.note,
             },
+            notice_data=legal_data(s.legal),
         )
 
     def tell_partner(self, stage: Stage) -> None:
@@ -1909,6 +1941,19 @@ class _Run:
                 paid=self.s.ledger.paid if stage == Stage.PAID else None,
             )
         )
+
+
+def legal_data(legal: LegalFile | None) -> dict[str, str]:
+    """The legal file as the back office gets it, flat strings (no collector, no notes)."""
+    if legal is None:
+        return {}
+    costs = legal.costs
+    return {
+        "status": legal.status.value,
+        "partner_reference": legal.partner_reference or "",
+        "costs": str(costs.amount) if costs else "",
+        "currency": costs.currency if costs else "",
+    }
 
 
 def late_costs_data(costs: LatePaymentCosts) -> dict[str, str]:

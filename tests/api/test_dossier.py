@@ -45,7 +45,7 @@ from domain.money import Money
 from domain.playbook import Channel, Recipient, Tone
 from messages import Renderer
 from store.engine import transaction
-from store.tables import Approval, Dispute, Payment
+from store.tables import Approval, Dispute, Invoice, Payment
 from tests.api.conftest import Api, invoice_body, serve
 from tests.stored import add_invoice
 
@@ -234,6 +234,33 @@ def test_the_archive_holds_every_part_and_each_says_what_a_lawyer_needs(
         "payments.json",
     ):
         assert expected in summary, expected
+
+
+def test_the_file_states_the_limitation_date_the_invoice_shows(
+    filed: Engine, law_settings: Settings
+) -> None:
+    # The debtor also promised to pay on 20 May 2025, recorded as an acknowledgment (Civil
+    # code 2240): the workflow counts five years from it (L110-4) → 20 May 2030, and the
+    # invoice shows that date. The store keeps the promise only as a task, not as an
+    # acknowledgment: counted from the payment of 30 April 2025 alone, the file would say
+    # 30 April 2030, three weeks too early, and a lawyer would act on the wrong date.
+    with transaction(filed) as session:
+        invoice = session.get(Invoice, "F-42")
+        assert invoice is not None
+        invoice.limitation_date = date(2030, 5, 20)
+    archive = zipfile.ZipFile(io.BytesIO(build(filed, law_settings)))
+
+    limitation = json.loads(archive.read("statement.json"))["limitation"]
+    # Six months before it, collectors are warned (20 November 2029); on 31 May 2025 neither.
+    assert limitation == {
+        "limitation_date": "2030-05-20",
+        "warn_from": "2029-11-20",
+        "time_barred": False,
+        "warn": False,
+    }
+    pdf = PdfReader(io.BytesIO(archive.read("summary.pdf")))
+    summary = " ".join(plain("\n".join(page.extract_text() for page in pdf.pages)).split())
+    assert "20 mai 2030" in summary and "30 avril 2030" not in summary
 
 
 def test_the_same_data_gives_the_same_bytes_but_for_the_creation_stamp(

@@ -24,6 +24,7 @@ from store.engine import transaction
 from store.tables import Debtor, Event, Payment, Task
 from tests.api.conftest import Api, eventually, invoice_body, serve
 from tests.fakes.stripe_api import FakeStripe, sign
+from tests.stored import add_invoice
 
 SECRET = "portal-secret-for-tests-0123456789abcdef"
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
@@ -261,6 +262,63 @@ async def test_a_paid_checkout_pays_each_invoice_once_however_often_reported(
     page = await open_page(api, link("DEB-P"))
     assert 'id="settled-PL-P1"' in page.text
     await eventually(thanked, within=30, what="the thank-you")
+
+
+async def test_a_file_with_the_legal_partner_is_still_due_and_payable_only(
+    api: Api, stripe_fake: FakeStripe
+) -> None:
+    # Two invoices handed off to the legal partner (as the read model holds them): PL-J1 still
+    # open, 700 € of 900 € left, the partner's reference reported; PL-J2's file was abandoned
+    # by the partner, which closed it.
+    today = date.today()
+    issued, due = today - timedelta(days=120), today - timedelta(days=90)
+    for number, amount, outstanding in (("PL-J1", "900.00", "700.00"), ("PL-J2", "400.00", "")):
+        add_invoice(
+            api.engine, number, amount=amount, outstanding=outstanding or amount,
+            stage="handed_off", debtor_id="DEB-J", new_debtor=number == "PL-J1",
+            issue_date=issued, due_date=due,
+        )  # fmt: skip
+    now = datetime.now(UTC)
+    with transaction(api.engine) as session:
+        reported: dict[str, object] = {"status": "filed", "partner_reference": "CAB-77"}
+        session.add(
+            Event(invoice_number="PL-J1", key="legal:9", kind="legal_updated", at=now,
+                  stage="handed_off", summary="Legal file CAB-77: filed", detail=reported)
+        )  # fmt: skip
+        session.add(
+            Event(invoice_number="PL-J2", key="closed", kind="closed", at=now,
+                  stage="handed_off", summary="Collection ended: handed_off, legal file abandoned")
+        )  # fmt: skip
+
+    page = await open_page(api, link("DEB-J"))
+    invoices = page.text.split('id="invoices"')[1].split('id="transfer"')[0]
+    # Still due, at the legal stage, with the partner's reference; ticked for payment.
+    assert 'id="invoice-PL-J1"' in invoices and "PL-J2" not in invoices
+    assert "transmise à notre partenaire juridique" in invoices
+    assert "700,00 €" in invoices
+    notice = invoices.split('id="legal-PL-J1"')[1].split("</p>")[0]
+    assert "partenaire juridique (référence CAB-77)" in notice
+    assert 'name="invoices" value="PL-J1"' in invoices
+    # No plan, promise or complaint of one's own: those go through the partner.
+    assert 'id="actions-PL-J1"' not in page.text
+    # The abandoned file is closed: listed apart, not payable.
+    assert 'id="settled-PL-J2"' in page.text
+
+    csrf = csrf_of(page)
+    first = (today + timedelta(days=5)).isoformat()
+    plan = await api.http.post(
+        "/portal/invoices/PL-J1/plan", data={"csrf": csrf, "count": "2", "first": first}
+    )
+    assert plan.status_code == 409 and "legal partner" in plan.text
+    promised = await api.http.post(
+        "/portal/invoices/PL-J1/promise", data={"csrf": csrf, "until": first}
+    )
+    assert promised.status_code == 409 and "legal partner" in promised.text
+    closed = await api.http.post("/portal/pay", data={"csrf": csrf, "invoices": ["PL-J2"]})
+    assert closed.status_code == 409 and "already closed" in closed.text
+
+    session_id = await checkout_for(api, stripe_fake, "DEB-J", "PL-J1")
+    assert stripe_fake.sessions[session_id]["amount_total"] == 70000  # 700.00 €, in cents
 
 
 async def test_a_forged_or_stale_stripe_signature_is_refused(

@@ -21,7 +21,7 @@ from api.app import create_app
 from api.auth import Role, create_api_key
 from config import Settings
 from store.engine import transaction
-from store.tables import Debtor, Dispute, Interaction, Invoice, Payment, Task
+from store.tables import Debtor, Dispute, Event, Interaction, Invoice, Payment, Task
 
 
 @dataclass
@@ -132,6 +132,12 @@ class Seed:
                     recorded_at=at(on),
                 )
             )
+
+    def event(self, number: str, kind: str, on: str, stage: str = "handed_off") -> None:
+        """A timeline entry (the hand-off, the end of the collection)."""
+        row = Event(invoice_number=number, key=kind, kind=kind, at=at(on), stage=stage, summary="")
+        with transaction(self.engine) as s:
+            s.add(row)
 
     def sent(
         self,

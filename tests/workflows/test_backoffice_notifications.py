@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,18 +12,23 @@ from sqlalchemy.engine import Engine
 from temporalio.testing import WorkflowEnvironment
 
 from domain.holds import DisputeOpen, DisputeOutcome, DisputeResolution
+from domain.legal import LegalStatus
 from domain.lifecycle import Stage
+from domain.money import Money
 from domain.signing import verify_signature
-from tests.fakes.backoffice import running_receiver
-from tests.workflows.harness import running_worker
+from tests.fakes.backoffice import Receiver, running_receiver
+from tests.workflows.harness import Harness, running_worker
+from tests.workflows.test_hand_off import handed_off, report
 from workflows.invoice import InvoiceWorkflow
 
 SECRET = "whsec_workflow_test_0123456789"
 
 
-async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
+@asynccontextmanager
+async def erp_and_worker(
     time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
-) -> None:
+) -> AsyncIterator[tuple[Receiver, Harness]]:
+    """A worker whose back-office notifications go to a fake ERP, signed with SECRET."""
     with running_receiver() as erp:
         async with running_worker(
             time_env,
@@ -31,27 +38,34 @@ async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
             backoffice_webhook_urls=[erp.url("/hooks/relance")],
             backoffice_webhook_secret=SECRET,
         ) as h:
-            number = "INV-HOOK"
-            await h.hand_over(number, due_in_days=-4)
-            handle = h.handle(number)
+            yield erp, h
 
-            async def overdue() -> bool:
-                return (await h.status(number)).stage == Stage.OVERDUE
 
-            await h.advance_until(overdue, max_days=1, step_hours=1)
-            await handle.execute_update(
-                InvoiceWorkflow.open_dispute,
-                DisputeOpen(dispute_id="D-H", reason="wrong quantity", opened_by="erp"),
-            )
-            await handle.execute_update(
-                InvoiceWorkflow.resolve_dispute,
-                DisputeResolution(
-                    dispute_id="D-H", outcome=DisputeOutcome.REJECTED, resolved_by="claire"
-                ),
-            )
-            await h.pay(number, "VIR-H", "1200.00")
-            await h.ended(number)
-            await h.notices_posted()
+async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
+    time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    async with erp_and_worker(time_env, engine, tmp_path, task_queue) as (erp, h):
+        number = "INV-HOOK"
+        await h.hand_over(number, due_in_days=-4)
+        handle = h.handle(number)
+
+        async def overdue() -> bool:
+            return (await h.status(number)).stage == Stage.OVERDUE
+
+        await h.advance_until(overdue, max_days=1, step_hours=1)
+        await handle.execute_update(
+            InvoiceWorkflow.open_dispute,
+            DisputeOpen(dispute_id="D-H", reason="wrong quantity", opened_by="erp"),
+        )
+        await handle.execute_update(
+            InvoiceWorkflow.resolve_dispute,
+            DisputeResolution(
+                dispute_id="D-H", outcome=DisputeOutcome.REJECTED, resolved_by="claire"
+            ),
+        )
+        await h.pay(number, "VIR-H", "1200.00")
+        await h.ended(number)
+        await h.notices_posted()
 
     # Sent without holding up the collection, so they may arrive in any order: receivers
     # order them by `occurred_at`.
@@ -89,3 +103,40 @@ async def test_stage_changes_disputes_and_payment_reach_the_back_office_signed(
         headers = {k.lower(): v for k, v in request.headers.items()}
         assert verify_signature(SECRET, headers["relance-signature"], request.body)
     assert len({r.headers.get("Relance-Event-Id") for r in erp.requests}) == len(events)
+
+
+async def test_the_legal_partners_file_reaches_the_back_office_until_abandoned(
+    time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    async with erp_and_worker(time_env, engine, tmp_path, task_queue) as (erp, h):
+        number = "INV-HOOK-LEGAL"
+        await handed_off(h, number)
+        await report(
+            h,
+            number,
+            status=LegalStatus.ORDER_ISSUED,
+            partner_reference="CAB-7",
+            costs=Money.of("35.00", "EUR"),
+            note="spoke to the debtor's accountant",
+        )
+        await report(h, number, status=LegalStatus.ABANDONED)
+        await h.ended(number)
+        await h.notices_posted()
+
+    events = [json.loads(r.body) for r in erp.to("/hooks/relance")]
+    legal = [e for e in events if e["kind"].startswith("legal_")]
+    # (The last report and the end it brings happen at the same moment: compare as a set.)
+    assert sorted((e["kind"], e["data"]["status"]) for e in legal) == [
+        ("legal_abandoned", "abandoned"),
+        ("legal_updated", "abandoned"),
+        ("legal_updated", "order_issued"),
+    ]
+    for event in legal:
+        assert event["stage"] == "handed_off"
+        # Nothing was paid: the whole invoice is still owed when the partner gives up.
+        assert event["outstanding"] == {"amount": "1200.00", "currency": "EUR"}
+        assert (event["data"]["partner_reference"], event["data"]["costs"]) == ("CAB-7", "35.00")
+    body = b"".join(r.body for r in erp.requests).decode()
+    assert "claire" not in body and "accountant" not in body
+    # The end is the partner's: no `paid`, `cancelled` or `written_off` follows.
+    assert not {"paid", "cancelled", "written_off"} & {e["kind"] for e in events}

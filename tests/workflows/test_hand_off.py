@@ -17,7 +17,7 @@ from contracts.invoice import InvoiceWorkflowInput
 from domain.errors import ErrorType
 from domain.holds import Installment
 from domain.legal import LegalStatus, LegalUpdate, MediationOutcome, MediationResult
-from domain.lifecycle import InvoiceFacts, Stage
+from domain.lifecycle import InvoiceFacts, InvoiceStatus, Stage
 from domain.money import Money
 from store.engine import transaction
 from store.tables import PaymentPlan
@@ -36,6 +36,22 @@ async def in_mediation(h: Harness, number: str) -> InvoiceFacts:
 async def record(h: Harness, number: str, result: MediationResult) -> Stage:
     status = await h.handle(number).execute_update(InvoiceWorkflow.record_mediation, result)
     return status.stage
+
+
+async def handed_off(h: Harness, number: str) -> InvoiceFacts:
+    """Mediation, then the legal step, each approved: the file is with the legal partner."""
+    facts = await in_mediation(h, number)
+    await h.until_pending_approval(number)
+    assert await decide(h, number, approve=True) == Stage.HANDED_OFF
+    return facts
+
+
+async def report(h: Harness, number: str, **update: object) -> InvoiceStatus:
+    """A collector records the legal partner's progress."""
+    values: dict[str, object] = {"by": "claire.collector"} | update
+    return await h.handle(number).execute_update(
+        InvoiceWorkflow.update_legal, LegalUpdate.model_validate(values)
+    )
 
 
 def outcome(kind: MediationOutcome, today: object, **extra: object) -> MediationResult:
@@ -118,24 +134,19 @@ async def test_after_the_hand_off_the_partner_reports_until_the_file_is_settled(
         handle = h.handle("INV-LEGAL")
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
 
-        filed = await handle.execute_update(
-            InvoiceWorkflow.update_legal,
-            LegalUpdate(
-                status=LegalStatus.FILED,
-                partner_reference="CAB-7",
-                costs=Money.of("35.00", "EUR"),
-                by="claire.collector",
-            ),
+        filed = await report(
+            h,
+            "INV-LEGAL",
+            status=LegalStatus.FILED,
+            partner_reference="CAB-7",
+            costs=Money.of("35.00", "EUR"),
         )
         assert filed.stage == Stage.HANDED_OFF
         # A part payment to the partner: still handed off, less outstanding.
         part = await h.pay("INV-LEGAL", "VIR-L1", "200.00")
         assert (part.stage, str(part.outstanding)) == (Stage.HANDED_OFF, "1000.00 EUR")
 
-        await handle.execute_update(
-            InvoiceWorkflow.update_legal,
-            LegalUpdate(status=LegalStatus.SETTLED, by="claire.collector"),
-        )
+        await report(h, "INV-LEGAL", status=LegalStatus.SETTLED)
         final = await h.ended("INV-LEGAL")
         assert (final.stage, str(final.outstanding)) == (Stage.HANDED_OFF, "1000.00 EUR")
         description = await handle.describe()

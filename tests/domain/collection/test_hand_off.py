@@ -188,10 +188,10 @@ def test_a_payment_after_the_hand_off_ends_it_paid_and_tells_the_partner() -> No
 
     assert run.state.stage == Stage.PAID
     assert machine.ended(run.state) and run.state.closed
-    # Paid after its due date: the `paid` notice waits for the late-payment costs, which the
-    # workflow's law activity answers.
-    assert [n.kind for n in run.notices][-1] != "paid"
-    run.command(LateCostsComputed(error="no rate table in this test"))
+    # Paid two months late: the `paid` notice waits for the late-payment costs (an activity's
+    # answer; here no rate is known).
+    assert "paid" not in [n.kind for n in run.notices]
+    run.command(LateCostsComputed(error="no rate"))
     assert [n.kind for n in run.notices][-1] == "paid"
     partner = [
         s.send.message for s in run.sent if s.send.message.recipient == Recipient.LEGAL_PARTNER
@@ -286,3 +286,57 @@ def test_a_bounced_hand_off_goes_by_letter_but_an_old_reminder_does_not() -> Non
     [letter] = [s.send.message for s in run.sent if s.send.message.step_id == "legal_fallback"]
     assert (letter.channel, letter.template) == (Channel.LETTER, "legal_handoff")
     assert machine.wake_at(run.state, run.now) is None
+
+
+def test_the_back_office_hears_of_each_legal_report_and_of_the_files_end() -> None:
+    run = handed_off()
+    run.command(
+        LegalUpdate(
+            status=LegalStatus.FILED,
+            partner_reference="CAB-88",
+            costs=eur("35.00"),
+            note="the debtor's manager is Mr Martin",
+            by="bob",
+        )
+    )
+    run.command(LegalUpdate(status=LegalStatus.ABANDONED, costs=eur("80.00"), by="bob"))
+
+    legal = [n for n in run.notices if n.kind.startswith("legal_")]
+    assert [(n.kind, n.stage) for n in legal] == [
+        ("legal_updated", Stage.HANDED_OFF),
+        ("legal_updated", Stage.HANDED_OFF),
+        ("legal_abandoned", Stage.HANDED_OFF),
+    ]
+    filed, abandoned, ended = legal
+    # The partner's figures, and neither the collector nor the note (personal data stays in).
+    assert filed.data == {
+        "status": "filed",
+        "partner_reference": "CAB-88",
+        "costs": "35.00",
+        "currency": "EUR",
+    }
+    assert (
+        abandoned.data
+        == ended.data
+        == {
+            "status": "abandoned",
+            "partner_reference": "CAB-88",  # kept from the first report
+            "costs": "80.00",
+            "currency": "EUR",
+        }
+    )
+    assert ended.outstanding == eur("1200.00")
+    assert len({n.event_id for n in run.notices}) == len(run.notices)
+    # The end is told as the partner's, not as another closing notice.
+    assert not {"handed_off", "paid", "cancelled", "written_off"} & {
+        n.kind for n in run.notices[-2:]
+    }
+
+
+def test_a_settled_file_is_told_as_settled() -> None:
+    run = handed_off()
+    run.command(LegalUpdate(status=LegalStatus.SETTLED, partner_reference="CAB-9", by="bob"))
+
+    assert [n.kind for n in run.notices][-2:] == ["legal_updated", "legal_settled"]
+    assert run.notices[-1].data["status"] == "settled"
+    assert run.notices[-1].data["costs"] == ""  # none reported
