@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -61,7 +61,7 @@ from domain.notice import notice_deadline
 from domain.playbook import Channel, Playbook, Recipient, load_playbook_named
 from store.engine import make_engine, transaction
 from store.migrate import upgrade
-from store.tables import Task
+from store.tables import BackofficeNotice, Task
 from tests.workflows.harness import Harness, running_worker, start_time_skipping
 from tests.workflows.test_every_channel import PLAYBOOK as EVERY_CHANNEL
 from tests.workflows.test_every_channel import call_tasks, give_phone, sent_on, tell, texting_worker
@@ -395,16 +395,16 @@ def sms_playbook() -> Playbook:
     return default.model_copy(update={"name": "sms", "steps": tuple(steps)})
 
 
-def notices(run: WorkflowHistory) -> list[BackofficeEvent]:
-    """What the run told the back office, in the order it told it."""
-    converter = pydantic_data_converter.payload_converter
-    told = []
-    for event in run.events:
-        scheduled = event.activity_task_scheduled_event_attributes
-        if scheduled.activity_type.name == "notify_backoffice":
-            [notice] = converter.from_payloads(scheduled.input.payloads, [BackofficeEvent])
-            told.append(notice)
-    return told
+def notices(h: Harness, number: str) -> list[BackofficeEvent]:
+    """What the invoice told the back office, in the order it told it: the store's outbox
+    keeps each notice with the records that decided it."""
+    with transaction(h.engine) as session:
+        query = (
+            select(BackofficeNotice)
+            .where(BackofficeNotice.invoice_number == number)
+            .order_by(col(BackofficeNotice.id))
+        )
+        return [BackofficeEvent.model_validate(n.body) for n in session.exec(query).all()]
 
 
 def started_input(run: WorkflowHistory) -> InvoiceWorkflowInput:
@@ -611,7 +611,7 @@ async def paid_late_with_costs(h: Harness) -> Recorded:
     facts = await h.hand_over("HIST-LATE-COSTS", due_in_days=-4)
     run = await settled_after(h, facts, "reminder_2")
     [costs] = [e for e in h.events(facts.number) if e.kind == "late_payment_costs"]
-    [paid_notice] = [n for n in notices(run) if n.kind == "paid"]
+    [paid_notice] = [n for n in notices(h, facts.number) if n.kind == "paid"]
     assert paid_notice.data == costs.detail, (paid_notice.data, costs.detail)
     assert paid_notice.data["indemnity"] == "40.00", paid_notice.data
     return {"paid_late_with_costs": run}
