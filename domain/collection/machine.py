@@ -1131,7 +1131,12 @@ class _Run:
             self.channels_corrected(correction)
             return
         was_invalid = self.s.email_invalid
-        self.s.email_invalid = False
+        if Channel.EMAIL in correction.channels:
+            # (Edition 1 knows no other channel's failure: a new number or address changes
+            # nothing for it.)
+            self.s.email_invalid = False
+        else:
+            was_invalid = False
         self.record(
             EventKind.CONTACT_CORRECTED,
             f"contact:{correction.event_id}",
@@ -1303,7 +1308,10 @@ class _Run:
             return
         s.approved_step = None
         s.stage = step.stage
-        for channel in self.channels(step):
+        channels = self.channels(step)
+        if not channels and s.rules >= 2:
+            self.unreachable(step)
+        for channel in channels:
             if channel == Channel.PHONE:
                 self.call_task(step)
             else:
@@ -1444,6 +1452,15 @@ class _Run:
         if known and ref not in self.s.closed_refs and step_id not in self.s.fallback_due:
             self.s.closed_refs[ref] = f"due:{channel.value}"
             self.s.fallback_due.append(step_id)
+        base = step_id.removesuffix("_fallback")
+        step = next((st for st in self.s.playbook.steps if st.id == base), None)
+        # The fallback itself failed: if nothing else of the step can reach them, a person.
+        if (
+            step is not None
+            and base != step_id
+            and all(channel_invalid(self.s, c) for c in (*step.channels, *step.fallback))
+        ):
+            self.unreachable(step)
         return True
 
     def fallback_from(self, step_id: str) -> None:
@@ -1475,12 +1492,38 @@ class _Run:
                 f"fallback:{step.id}",
                 f"Email for {step.id} undeliverable: {then}",
             )
+        else:
+            self.record(
+                EventKind.CHANNEL_FALLBACK,
+                f"fallback:{step.id}:{failed.value}",
+                f"{CHANNEL_NAMES[failed]} for {step.id} did not reach the debtor: {then}",
+                detail={"failed": failed.value, "fallback": ",".join(c.value for c in channels)},
+            )
+        if not channels and not used:
+            self.unreachable(step)
+
+    def unreachable(self, step: Step) -> None:
+        """Nothing of `step` can reach the debtor (each of its channels and fallbacks is known
+        not to): a collector gets a task to correct the contact, once per step."""
+        ref = f"unreachable:{step.id}"
+        if ref in self.s.closed_refs:
             return
+        self.s.closed_refs[ref] = "task"
+        number = self.s.invoice.number
+        title = f"No channel reaches the debtor of invoice {number}: correct the contact"
         self.record(
-            EventKind.CHANNEL_FALLBACK,
-            f"fallback:{step.id}:{failed.value}",
-            f"{CHANNEL_NAMES[failed]} for {step.id} did not reach the debtor: {then}",
-            detail={"failed": failed.value, "fallback": ",".join(c.value for c in channels)},
+            EventKind.TASK_OPENED,
+            f"task:{step.id}:contact",
+            f"{title} ({step.id} went to nobody)",
+            detail={"step": step.id},
+            task=TaskChange(
+                task_id=keys.contact_task_id(number, step.id),
+                kind="contact",
+                status="open",
+                at=self.now,
+                title=title,
+                due_at=self.now + self.days(1),
+            ),
         )
 
     def channels_corrected(self, correction: ContactCorrected) -> None:
