@@ -28,7 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.email import OutgoingEmail
-from activities.mailbox import consolidated_email
+from activities.mailbox import consolidated_email, send_consolidated_letter
 from activities.messaging import MessagingActivities, SendRequest
 from contracts.errors import ErrorType
 from contracts.invoice import DeliveryOutcome, DeliveryRequest, Snapshot
@@ -185,6 +185,8 @@ class DeliveryActivities:
             message.channel == Channel.LETTER and not plan.members
         ):
             return self._send_on_channel(request, key)
+        if message.channel == Channel.LETTER:
+            return self._send_letter_of_the_day(request, key, plan, keys)
         if message.channel not in (Channel.EMAIL, Channel.LETTER):
             self._messaging.finish(keys, InteractionStatus.FAILED, error="channel not available")
             raise ApplicationError(
@@ -197,9 +199,8 @@ class DeliveryActivities:
         except ApplicationError:
             self._messaging.finish(keys, InteractionStatus.FAILED, error="template error")
             raise
-        sender = self._messaging.letters if message.channel == Channel.LETTER else None
         try:
-            receipt = self._messaging.deliver(sender or self._messaging.sender, email, keys)
+            receipt = self._messaging.deliver(self._messaging.sender, email, keys)
         except ApplicationError as err:
             if err.type == ErrorType.PERMANENT_SEND_ERROR:
                 return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=err.message)
@@ -225,21 +226,45 @@ class DeliveryActivities:
             key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
         )
 
-    def _compose(self, request: DeliveryRequest, key: str, plan: _Plan) -> OutgoingEmail:
-        single = _send_request(request)
-        if not plan.members:
-            try:
-                return self._messaging.compose(single, key)
-            except (TemplateNotFound, RenderError) as exc:
-                raise ApplicationError(
-                    str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
-                ) from exc
+    def _send_letter_of_the_day(
+        self, request: DeliveryRequest, key: str, plan: _Plan, keys: list[str]
+    ) -> DeliveryOutcome:
+        """The debtor's letter listing several invoices: one PDF, posted once."""
+        try:
+            debtor, requests, invoices = self._listed(request, plan)
+            sent = send_consolidated_letter(
+                self._messaging,
+                debtor=debtor,
+                day=request.as_of,
+                requests=requests,
+                keys=keys,
+                invoices=invoices,
+            )
+        except ApplicationError as err:
+            if err.type == ErrorType.UNDELIVERABLE:
+                return DeliveryOutcome(key=key, result=SendResult.UNDELIVERABLE, reason=err.message)
+            if err.type in _FAILED_ON_CHANNEL:
+                if err.type == ErrorType.TEMPLATE_NOT_FOUND:
+                    self._messaging.finish(keys, InteractionStatus.FAILED, error="template error")
+                reason = f"{err.type}: {err.message}"
+                return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)
+            raise
+        return DeliveryOutcome(
+            key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
+        )
+
+    def _listed(
+        self, request: DeliveryRequest, plan: _Plan
+    ) -> tuple[Debtor, list[SendRequest], dict[str, Invoice]]:
+        """The debtor, one request per invoice the message of the day lists (ours first), and
+        those invoices."""
         if plan.debtor is None or plan.invoice is None or plan.day is None:
             raise ApplicationError(
                 f"debtor {request.debtor_id} is missing from the store",
                 type=ErrorType.MISSING_INVOICE,
                 non_retryable=True,
             )
+        single = _send_request(request)
         requests = [single] + [
             single.model_copy(
                 update={
@@ -249,13 +274,23 @@ class DeliveryActivities:
             )
             for other in plan.members
         ]
-        invoices = {i.number: i for i in [plan.invoice, *plan.members]}
+        return plan.debtor, requests, {i.number: i for i in [plan.invoice, *plan.members]}
+
+    def _compose(self, request: DeliveryRequest, key: str, plan: _Plan) -> OutgoingEmail:
+        if not plan.members:
+            try:
+                return self._messaging.compose(_send_request(request), key)
+            except (TemplateNotFound, RenderError) as exc:
+                raise ApplicationError(
+                    str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
+                ) from exc
+        debtor, requests, invoices = self._listed(request, plan)
         return consolidated_email(
             self._messaging,
-            debtor=plan.debtor,
+            debtor=debtor,
             channel=request.message.channel,
             day=request.as_of,
-            key=plan.day,
+            key=plan.day or key,
             requests=requests,
             invoices=invoices,
         )
