@@ -18,6 +18,7 @@ sent again (a duplicate reminder is better than a missing one). The outbox resen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -29,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import OutgoingEmail
 from activities.mailbox import consolidated_email, send_consolidated_letter
-from activities.messaging import MessagingActivities, SendRequest
+from activities.messaging import MessagingActivities, SendOutcome, SendRequest
 from contracts.errors import ErrorType
 from contracts.invoice import DeliveryOutcome, DeliveryRequest, Snapshot
 from domain.collection.commands import SendResult
@@ -211,46 +212,17 @@ class DeliveryActivities:
 
     def _send_on_channel(self, request: DeliveryRequest, key: str) -> DeliveryOutcome:
         """A text, or a letter about one invoice (a PDF to the postal provider)."""
-        try:
-            sent = self._messaging.send_on_channel(_send_request(request), key)
-        except ApplicationError as err:
-            # Undeliverable (no number or address, a STOP, a number the provider refuses for
-            # good): the machine takes the step's fallback.
-            if err.type == ErrorType.UNDELIVERABLE:
-                return DeliveryOutcome(key=key, result=SendResult.UNDELIVERABLE, reason=err.message)
-            if err.type in _FAILED_ON_CHANNEL:
-                reason = f"{err.type}: {err.message}"
-                return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)
-            raise
-        return DeliveryOutcome(
-            key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
-        )
+        single = _send_request(request)
+        return _on_channel(key, lambda: self._messaging.send_on_channel(single, key))
 
     def _send_letter_of_the_day(
         self, request: DeliveryRequest, key: str, plan: _Plan, keys: list[str]
     ) -> DeliveryOutcome:
         """The debtor's letter listing several invoices: one PDF, posted once."""
-        try:
-            debtor, requests, invoices = self._listed(request, plan)
-            sent = send_consolidated_letter(
-                self._messaging,
-                debtor=debtor,
-                day=request.as_of,
-                requests=requests,
-                keys=keys,
-                invoices=invoices,
-            )
-        except ApplicationError as err:
-            if err.type == ErrorType.UNDELIVERABLE:
-                return DeliveryOutcome(key=key, result=SendResult.UNDELIVERABLE, reason=err.message)
-            if err.type in _FAILED_ON_CHANNEL:
-                if err.type == ErrorType.TEMPLATE_NOT_FOUND:
-                    self._messaging.finish(keys, InteractionStatus.FAILED, error="template error")
-                reason = f"{err.type}: {err.message}"
-                return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)
-            raise
-        return DeliveryOutcome(
-            key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
+        debtor, requests, invoices = self._listed(request, plan)
+        messaging, day = self._messaging, request.as_of
+        return _on_channel(
+            key, lambda: send_consolidated_letter(messaging, debtor, day, requests, keys, invoices)
         )
 
     def _listed(
@@ -327,6 +299,24 @@ class _Plan:
                 provider_message_id=row.provider_message_id if row is not None else None,
             )
         )
+
+
+def _on_channel(key: str, send: Callable[[], SendOutcome]) -> DeliveryOutcome:
+    """A text's or a letter's outcome, as the machine takes it."""
+    try:
+        sent = send()
+    except ApplicationError as err:
+        # Undeliverable (no number or address, a STOP, a number the provider refuses for
+        # good): the machine takes the step's fallback.
+        if err.type == ErrorType.UNDELIVERABLE:
+            return DeliveryOutcome(key=key, result=SendResult.UNDELIVERABLE, reason=err.message)
+        if err.type in _FAILED_ON_CHANNEL:
+            reason = f"{err.type}: {err.message}"
+            return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)
+        raise
+    return DeliveryOutcome(
+        key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
+    )
 
 
 def _listed_by_other(session: Session, row: Interaction, key: str) -> bool:

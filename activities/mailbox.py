@@ -289,29 +289,15 @@ class MailboxActivities:
                 non_retryable=True,
             )
         if batch.channel == Channel.LETTER:
-            sent = send_consolidated_letter(
-                self._messaging,
-                debtor=debtor,
-                day=batch.day,
-                requests=members,
-                keys=keys,
-                invoices=invoices,
-            )
-            return BatchOutcome(
-                key=key,
-                sent=True,
-                invoices=numbers,
-                skipped=skipped,
-                provider_message_id=sent.provider_message_id,
-            )
-        email = self._compose(batch, key, members, debtor, invoices)
-        receipt = self._messaging.deliver(self._messaging.sender, email, keys)
+            sent_as = send_consolidated_letter(
+                self._messaging, debtor, batch.day, members, keys, invoices
+            ).provider_message_id
+        else:
+            email = self._compose(batch, key, members, debtor, invoices)
+            receipt = self._messaging.deliver(self._messaging.sender, email, keys)
+            sent_as = receipt.provider_message_id
         return BatchOutcome(
-            key=key,
-            sent=True,
-            invoices=numbers,
-            skipped=skipped,
-            provider_message_id=receipt.provider_message_id,
+            key=key, sent=True, invoices=numbers, skipped=skipped, provider_message_id=sent_as
         )
 
     def _compose(
@@ -397,7 +383,6 @@ def consolidated_email(
 
 def send_consolidated_letter(
     messaging: MessagingActivities,
-    *,
     debtor: Debtor,
     day: date,
     requests: list[SendRequest],
@@ -412,9 +397,14 @@ def send_consolidated_letter(
         raise ApplicationError(
             "the debtor has no postal address", type=ErrorType.UNDELIVERABLE, non_retryable=True
         )
-    context, rendered = _consolidated(
-        messaging, debtor=debtor, day=day, requests=requests, invoices=invoices, for_letter=True
-    )
+    try:
+        context, rendered = _consolidated(
+            messaging, debtor=debtor, day=day, requests=requests, invoices=invoices, for_letter=True
+        )
+    except ApplicationError:
+        # A template bug is not fixed by retrying: recorded, and the collection goes on.
+        messaging.finish(keys, InteractionStatus.FAILED, error="template error")
+        raise
     language = context.language
     lines = context.invoices or []
     numbers = tuple(line.invoice_number for line in lines)
@@ -473,10 +463,9 @@ def _letter_amounts(lines: list[InvoiceLine], language: str) -> list[AmountLine]
         amounts.append(
             AmountLine(label(language, "invoice_outstanding", number=number), line.outstanding)
         )
-        if line.interest is not None:
-            amounts.append(AmountLine(f"{number} – {label(language, 'interest')}", line.interest))
-        if line.indemnity is not None:
-            amounts.append(AmountLine(f"{number} – {label(language, 'indemnity')}", line.indemnity))
+        for name, amount in (("interest", line.interest), ("indemnity", line.indemnity)):
+            if amount is not None:
+                amounts.append(AmountLine(f"{number} – {label(language, name)}", amount))
         totals.append(line.total_due if line.total_due is not None else line.outstanding)
     for currency in dict.fromkeys(t.currency for t in totals):
         total = _sum([t for t in totals if t.currency == currency])

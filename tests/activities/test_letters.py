@@ -22,7 +22,7 @@ from activities.email import OutboxSender, TransientSendError
 from activities.letters.maileva import MailevaClient
 from activities.letters.print_queue import MANIFEST, PrintQueue
 from activities.letters.provider import PostalProvider
-from activities.mailbox import MailBatch, MailboxActivities
+from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities, SendRequest
 from config import Settings
 from domain.money import Money
@@ -33,9 +33,9 @@ from store.engine import transaction
 from store.invoices import interactions_of
 from store.letters import Letter, LetterStatus
 from store.tables import Debtor
+from tests.activities.test_law import notices_of_30_april_2025, two_invoices_due_in_spring_2025
 from tests.fakes.maileva_api import FakeMaileva
 from tests.store.test_store import seed
-from tests.stored import add_invoice
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CREDITOR = {
@@ -62,6 +62,10 @@ def formal_notice(notice_days: int = 8) -> SendRequest:
 
 def with_address(engine: Engine) -> None:
     seed(engine)
+    give_address(engine, "C-1")
+
+
+def give_address(engine: Engine, debtor_id: str) -> None:
     address = postal_address(
         name="ACME SARL",
         attention="Service comptabilité",
@@ -71,7 +75,7 @@ def with_address(engine: Engine) -> None:
         country="FR",
     )
     with transaction(engine) as session:
-        debtor = session.get(Debtor, "C-1")
+        debtor = session.get(Debtor, debtor_id)
         assert debtor is not None
         debtor.postal_address = address.model_dump(mode="json")
         session.add(debtor)
@@ -239,46 +243,12 @@ def test_a_debtors_letter_of_the_day_about_two_invoices_is_one_pdf_listing_both(
     #   40 € indemnity each (D441-5); total 2 000 + 10.81 + 5.40 + 80 = 2 096,21 €.
     #   Deadline: 8 business days from 30 April 2025, 1 and 8 May being French public holidays
     #   (Code du travail L3133-1): 2, 5, 6, 7, 9, 12, 13, 14 May → 14 May 2025.
-    add_invoice(engine, "F-A", amount="1000.00", outstanding="1000.00", debtor_id="C-7")
-    add_invoice(
-        engine,
-        "F-B",
-        amount="1000.00",
-        outstanding="1000.00",
-        debtor_id="C-7",
-        issue_date=date(2025, 2, 14),
-        due_date=date(2025, 4, 15),
-        new_debtor=False,
-    )
-    with transaction(engine) as session:
-        debtor = session.get(Debtor, "C-7")
-        assert debtor is not None
-        debtor.postal_address = postal_address(
-            name=debtor.name, street=["4 avenue des Tilleuls"], postal_code="69003",
-            city="Lyon", country="FR",
-        ).model_dump(mode="json")  # fmt: skip
-        session.add(debtor)
+    two_invoices_due_in_spring_2025(engine)
+    give_address(engine, "C-7")
     queue = PrintQueue(tmp_path / "letters")
     mailbox = MailboxActivities(cast(Client, None), activities(engine, tmp_path, queue))
 
-    def notice(number: str) -> SendRequest:
-        return SendRequest(
-            invoice_number=number,
-            step_id="formal_notice",
-            channel=Channel.LETTER,
-            template="formal_notice",
-            tone=Tone.FORMAL,
-            planned_at=datetime(2025, 4, 30, 9, tzinfo=UTC),
-            as_of=date(2025, 4, 30),
-            outstanding=Money.of("1000.00", "EUR"),
-        )
-
-    batch = MailBatch(
-        debtor_id="C-7",
-        channel=Channel.LETTER,
-        day=date(2025, 4, 30),
-        requests=[notice("F-A"), notice("F-B")],
-    )
+    batch = notices_of_30_april_2025(Channel.LETTER)
     outcome = ActivityEnvironment().run(mailbox.send_batch, batch)
 
     assert outcome.sent and outcome.invoices == ["F-A", "F-B"]
