@@ -1550,6 +1550,30 @@ class _Run:
                 "channels": ",".join(c.value for c in correction.channels),
             },
         )
+        if cleared:
+            self.close_contact_tasks(correction.by)
+
+    def close_contact_tasks(self, by: str) -> None:
+        """A channel reaches the debtor again: the tasks asking to correct the contact are done
+        (a step's task is still never opened twice)."""
+        number = self.s.invoice.number
+        for ref, value in list(self.s.closed_refs.items()):
+            if not ref.startswith("unreachable:") or value != "task":
+                continue
+            step_id = ref.removeprefix("unreachable:")
+            self.s.closed_refs[ref] = "done"
+            self.record(
+                EventKind.CONTACT_TASK_CLOSED,
+                f"task:{step_id}:contact:done",
+                f"The contact was corrected by {by}: the task to correct it ({step_id}) is done",
+                detail={"step": step_id},
+                task=TaskChange(
+                    task_id=keys.contact_task_id(number, step_id),
+                    kind="contact",
+                    status="done",
+                    at=self.now,
+                ),
+            )
 
     def letter_received(self, received: LetterReceived) -> None:
         """A registered letter's acknowledgment of receipt: recorded; for the formal notice

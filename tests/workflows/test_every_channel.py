@@ -201,3 +201,16 @@ async def test_a_step_nothing_can_take_to_the_debtor_opens_a_task_to_correct_the
             )
         ]
         assert sent_on(h, number) == []
+
+        # A new postal address: the task is done.
+        await h.handle(number).signal(
+            InvoiceWorkflow.contact_corrected,
+            ContactCorrected(event_id="fix-1", by="claire", channels=(Channel.LETTER,)),
+        )
+
+        async def done() -> bool:
+            with transaction(h.engine) as session:
+                task = session.get(Task, f"{number}:by_sms:contact")
+                return task is not None and task.status == "done"
+
+        await h.advance_until(done)
