@@ -237,6 +237,9 @@ def correct_contact(
         debtor.email_invalid_at = None
     if name is not None:
         debtor.name = name
+        if postal_address is None and debtor.postal_address:
+            # The company's name heads the address on the envelope.
+            debtor.postal_address = {**debtor.postal_address, "name": name}
     if phone is not None:
         if phone != debtor.phone:
             debtor.sms_stopped_at = None

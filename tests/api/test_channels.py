@@ -556,8 +556,11 @@ async def test_the_same_number_after_a_stop_is_called_but_not_texted_again(
         debtor.sms_stopped_at = debtor.updated_at
         session.add(debtor)
 
-    # The number the debtor said STOP from, entered again (in another form).
-    response = await put_contact(api, "CUST-INV-CH-31", {"phone": "+33 6 12 34 56 78"})
+    # The number the debtor said STOP from, entered again (in another form), and the
+    # company's new name.
+    response = await put_contact(
+        api, "CUST-INV-CH-31", {"phone": "+33 6 12 34 56 78", "name": "Dupont Frères SARL"}
+    )
 
     assert response.status_code == 200, response.text
     corrected = await eventually(
@@ -567,6 +570,10 @@ async def test_the_same_number_after_a_stop_is_called_but_not_texted_again(
     with transaction(api.engine) as session:
         debtor = session.get(Debtor, "CUST-INV-CH-31")
     assert debtor is not None and debtor.sms_stopped_at is not None
+    # The envelope shows the new name above the address it already had.
+    assert debtor.postal_address is not None
+    assert debtor.postal_address["name"] == "Dupont Frères SARL"
+    assert debtor.postal_address["postal_code"] == "69003"
 
 
 @pytest.mark.parametrize(
