@@ -316,23 +316,28 @@ def _checked_address(debtor: Debtor, body: ContactCorrection) -> dict[str, objec
     """The postal address given, validated for the debtor's country as at hand-over."""
     if not body.gives_address:
         return None
+    missing = [
+        FieldProblem(location="body", field=name, message="required in an address")
+        for name in ("address_line1", "postal_code", "city")
+        if not (getattr(body, name) or "").strip()
+    ]
     try:
         address = address_for(body, body.name or debtor.name, debtor.country)
     except ValueError as exc:
         cause = exc.__cause__
-        if isinstance(cause, InvalidAddress):
-            problems = [
+        problems = (
+            [
                 FieldProblem(location="body", field=_ADDRESS_FIELD.get(k, k), message=v)
                 for k, v in sorted(cause.problems.items())
             ]
-        else:
-            problems = [
-                FieldProblem(location="body", field=name, message="required in an address")
-                for name in ("address_line1", "postal_code", "city")
-                if not (getattr(body, name) or "").strip()
-            ]
+            if isinstance(cause, InvalidAddress)
+            else missing
+        )
         raise Invalid(str(exc), errors=problems) from exc
-    return address.model_dump(mode="json") if address is not None else None
+    if address is None:
+        # Only empty fields: an address cannot be removed, only corrected.
+        raise Invalid("a postal address needs address_line1, postal_code and city", errors=missing)
+    return address.model_dump(mode="json")
 
 
 def _correct(

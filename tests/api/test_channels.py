@@ -589,6 +589,7 @@ async def test_the_same_number_after_a_stop_is_called_but_not_texted_again(
             "no French postcode",
         ),
         ({"address_line1": "1 rue Neuve"}, ["postal_code", "city"], "missing: postal_code, city"),
+        ({"city": " "}, ["address_line1", "postal_code", "city"], "a postal address needs"),
         ({"phone": "06 12 34 56 78", "fax": "x"}, ["fax"], "fax"),
     ],
 )
