@@ -1454,10 +1454,12 @@ class _Run:
             self.s.fallback_due.append(step_id)
         base = step_id.removesuffix("_fallback")
         step = next((st for st in self.s.playbook.steps if st.id == base), None)
-        # The fallback itself failed: if nothing else of the step can reach them, a person.
+        # The fallback itself failed (a message, or a call, which is the step's own task): if
+        # nothing else of the step can reach them, a person.
+        fell_back = base != step_id or self.s.closed_refs.get(f"fallback:{base}") == "sent"
         if (
             step is not None
-            and base != step_id
+            and fell_back
             and all(channel_invalid(self.s, c) for c in (*step.channels, *step.fallback))
         ):
             self.unreachable(step)

@@ -298,6 +298,18 @@ def test_a_failed_fallback_with_nothing_left_opens_a_contact_task() -> None:
     assert tasks(run, "contact") == [("F-1:by_sms:contact", UNREACHABLE)]
 
 
+def test_a_call_after_a_returned_notice_never_reached_opens_a_contact_task() -> None:
+    notice_only = playbook().model_copy(update={"steps": playbook().steps[2:3]})
+    run = start(notice_only, DUE, NOW)
+    run.advance(timedelta(days=21))
+    run.command(failed("formal_notice", Channel.LETTER, reason="returned to sender"))
+    assert calls(run) == ["F-1:formal_notice:call"]
+    assert tasks(run, "contact") == []
+    # The call it fell back to never reached them either.
+    run.command(failed("formal_notice", Channel.PHONE, reason="not reached 3 times in a row"))
+    assert tasks(run, "contact") == [("F-1:formal_notice:contact", UNREACHABLE)]
+
+
 def test_a_step_whose_other_channel_still_reached_opens_no_task() -> None:
     both = playbook().model_copy(
         update={
