@@ -18,6 +18,7 @@ sent again (a duplicate reminder is better than a missing one). The outbox resen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -28,8 +29,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.email import OutgoingEmail
-from activities.mailbox import consolidated_email
-from activities.messaging import MessagingActivities, SendRequest
+from activities.mailbox import consolidated_email, send_consolidated_letter
+from activities.messaging import MessagingActivities, SendOutcome, SendRequest
 from contracts.errors import ErrorType
 from contracts.invoice import DeliveryOutcome, DeliveryRequest, Snapshot
 from domain.collection.commands import SendResult
@@ -197,6 +198,8 @@ class DeliveryActivities:
             message.channel == Channel.LETTER and not plan.members
         ):
             return self._send_on_channel(request, key)
+        if message.channel == Channel.LETTER:
+            return self._send_letter_of_the_day(request, key, plan, keys)
         if message.channel not in (Channel.EMAIL, Channel.LETTER):
             self._messaging.finish(keys, InteractionStatus.FAILED, error="channel not available")
             raise ApplicationError(
@@ -209,9 +212,8 @@ class DeliveryActivities:
         except ApplicationError:
             self._messaging.finish(keys, InteractionStatus.FAILED, error="template error")
             raise
-        sender = self._messaging.letters if message.channel == Channel.LETTER else None
         try:
-            receipt = self._messaging.deliver(sender or self._messaging.sender, email, keys)
+            receipt = self._messaging.deliver(self._messaging.sender, email, keys)
         except ApplicationError as err:
             if err.type == ErrorType.PERMANENT_SEND_ERROR:
                 return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=err.message)
@@ -222,36 +224,31 @@ class DeliveryActivities:
 
     def _send_on_channel(self, request: DeliveryRequest, key: str) -> DeliveryOutcome:
         """A text, or a letter about one invoice (a PDF to the postal provider)."""
-        try:
-            sent = self._messaging.send_on_channel(_send_request(request), key)
-        except ApplicationError as err:
-            # Undeliverable (no number or address, a STOP, a number the provider refuses for
-            # good): the machine takes the step's fallback.
-            if err.type == ErrorType.UNDELIVERABLE:
-                return DeliveryOutcome(key=key, result=SendResult.UNDELIVERABLE, reason=err.message)
-            if err.type in _FAILED_ON_CHANNEL:
-                reason = f"{err.type}: {err.message}"
-                return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)
-            raise
-        return DeliveryOutcome(
-            key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
+        single = _send_request(request)
+        return _on_channel(key, lambda: self._messaging.send_on_channel(single, key))
+
+    def _send_letter_of_the_day(
+        self, request: DeliveryRequest, key: str, plan: _Plan, keys: list[str]
+    ) -> DeliveryOutcome:
+        """The debtor's letter listing several invoices: one PDF, posted once."""
+        debtor, requests, invoices = self._listed(request, plan)
+        messaging, day = self._messaging, request.as_of
+        return _on_channel(
+            key, lambda: send_consolidated_letter(messaging, debtor, day, requests, keys, invoices)
         )
 
-    def _compose(self, request: DeliveryRequest, key: str, plan: _Plan) -> OutgoingEmail:
-        single = _send_request(request)
-        if not plan.members:
-            try:
-                return self._messaging.compose(single, key)
-            except (TemplateNotFound, RenderError) as exc:
-                raise ApplicationError(
-                    str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
-                ) from exc
+    def _listed(
+        self, request: DeliveryRequest, plan: _Plan
+    ) -> tuple[Debtor, list[SendRequest], dict[str, Invoice]]:
+        """The debtor, one request per invoice the message of the day lists (ours first), and
+        those invoices."""
         if plan.debtor is None or plan.invoice is None or plan.day is None:
             raise ApplicationError(
                 f"debtor {request.debtor_id} is missing from the store",
                 type=ErrorType.MISSING_INVOICE,
                 non_retryable=True,
             )
+        single = _send_request(request)
         requests = [single] + [
             single.model_copy(
                 update={
@@ -261,13 +258,23 @@ class DeliveryActivities:
             )
             for other in plan.members
         ]
-        invoices = {i.number: i for i in [plan.invoice, *plan.members]}
+        return plan.debtor, requests, {i.number: i for i in [plan.invoice, *plan.members]}
+
+    def _compose(self, request: DeliveryRequest, key: str, plan: _Plan) -> OutgoingEmail:
+        if not plan.members:
+            try:
+                return self._messaging.compose(_send_request(request), key)
+            except (TemplateNotFound, RenderError) as exc:
+                raise ApplicationError(
+                    str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
+                ) from exc
+        debtor, requests, invoices = self._listed(request, plan)
         return consolidated_email(
             self._messaging,
-            debtor=plan.debtor,
+            debtor=debtor,
             channel=request.message.channel,
             day=request.as_of,
-            key=plan.day,
+            key=plan.day or key,
             requests=requests,
             invoices=invoices,
         )
@@ -304,6 +311,24 @@ class _Plan:
                 provider_message_id=row.provider_message_id if row is not None else None,
             )
         )
+
+
+def _on_channel(key: str, send: Callable[[], SendOutcome]) -> DeliveryOutcome:
+    """A text's or a letter's outcome, as the machine takes it."""
+    try:
+        sent = send()
+    except ApplicationError as err:
+        # Undeliverable (no number or address, a STOP, a number the provider refuses for
+        # good): the machine takes the step's fallback.
+        if err.type == ErrorType.UNDELIVERABLE:
+            return DeliveryOutcome(key=key, result=SendResult.UNDELIVERABLE, reason=err.message)
+        if err.type in _FAILED_ON_CHANNEL:
+            reason = f"{err.type}: {err.message}"
+            return DeliveryOutcome(key=key, result=SendResult.FAILED, reason=reason)
+        raise
+    return DeliveryOutcome(
+        key=key, result=SendResult.SENT, provider_message_id=sent.provider_message_id
+    )
 
 
 def _listed_by_other(session: Session, row: Interaction, key: str) -> bool:

@@ -25,15 +25,25 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from activities.email import OutgoingEmail
-from activities.messaging import MessagingActivities, SendRequest, batch_key, message_key
+from activities.letters.channel import creditor_address, is_registered, post_letter
+from activities.letters.pdf import AmountLine, LetterContent, date_text, label, render_letter
+from activities.letters.provider import LetterJob
+from activities.messaging import (
+    MessagingActivities,
+    SendOutcome,
+    SendRequest,
+    batch_key,
+    message_key,
+)
 from contracts import ids as contract
 from contracts.errors import ErrorType
 from domain.calendar import add_business_days
 from domain.lifecycle import Stage
 from domain.money import Money
 from domain.playbook import Channel, Recipient, Tone
+from domain.postal import PostalAddress
 from messages import RenderError, TemplateNotFound
-from messages.render import InvoiceLine, MessageContext
+from messages.render import InvoiceLine, MessageContext, RenderedMessage
 from store.engine import transaction
 from store.invoices import payments_of
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice
@@ -260,7 +270,7 @@ class MailboxActivities:
                 provider_message_id=rows[0].provider_message_id,
                 replayed=True,
             )
-        if batch.channel != Channel.EMAIL:
+        if batch.channel not in (Channel.EMAIL, Channel.LETTER):
             self._messaging.finish(
                 keys, InteractionStatus.FAILED, error="channel not available yet"
             )
@@ -278,14 +288,16 @@ class MailboxActivities:
                 type="MissingInvoice",
                 non_retryable=True,
             )
-        email = self._compose(batch, key, members, debtor, invoices)
-        receipt = self._messaging.deliver(self._messaging.sender, email, keys)
+        if batch.channel == Channel.LETTER:
+            sent_as = send_consolidated_letter(
+                self._messaging, debtor, batch.day, members, keys, invoices
+            ).provider_message_id
+        else:
+            email = self._compose(batch, key, members, debtor, invoices)
+            receipt = self._messaging.deliver(self._messaging.sender, email, keys)
+            sent_as = receipt.provider_message_id
         return BatchOutcome(
-            key=key,
-            sent=True,
-            invoices=numbers,
-            skipped=skipped,
-            provider_message_id=receipt.provider_message_id,
+            key=key, sent=True, invoices=numbers, skipped=skipped, provider_message_id=sent_as
         )
 
     def _compose(
@@ -314,6 +326,34 @@ class MailboxActivities:
             raise
 
 
+def _consolidated(
+    messaging: MessagingActivities,
+    *,
+    debtor: Debtor,
+    day: date,
+    requests: list[SendRequest],
+    invoices: dict[str, Invoice],
+    for_letter: bool = False,
+) -> tuple[MessageContext, RenderedMessage]:
+    """The debtor's one message of the day listing several invoices (`requests`, one each),
+    rendered: for an email, or for a letter's layout (which prints its own header)."""
+    renderer = messaging.renderer
+    language = debtor.language if debtor.language in renderer.languages() else "en"
+    context = _consolidated_context(messaging, day, requests, debtor, invoices, language)
+    with Session(messaging.engine) as session:
+        portal_url = messaging.portal_url(session, debtor.id)
+    if portal_url is not None:
+        context = context.model_copy(update={"portal_url": portal_url})
+    if for_letter:
+        context = context.model_copy(update={"for_letter": True})
+    try:
+        return context, renderer.render(CONSOLIDATED_TEMPLATE, context)
+    except (TemplateNotFound, RenderError) as exc:
+        raise ApplicationError(
+            str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
+        ) from exc
+
+
 def consolidated_email(
     messaging: MessagingActivities,
     *,
@@ -324,20 +364,10 @@ def consolidated_email(
     requests: list[SendRequest],
     invoices: dict[str, Invoice],
 ) -> OutgoingEmail:
-    """The debtor's one message of the day listing several invoices (`requests`, one each)."""
-    renderer = messaging.renderer
-    language = debtor.language if debtor.language in renderer.languages() else "en"
-    context = _consolidated_context(messaging, day, requests, debtor, invoices, language)
-    with Session(messaging.engine) as session:
-        portal_url = messaging.portal_url(session, debtor.id)
-    if portal_url is not None:
-        context = context.model_copy(update={"portal_url": portal_url})
-    try:
-        rendered = renderer.render(CONSOLIDATED_TEMPLATE, context)
-    except (TemplateNotFound, RenderError) as exc:
-        raise ApplicationError(
-            str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
-        ) from exc
+    """The debtor's one email of the day listing several invoices (`requests`, one each)."""
+    _, rendered = _consolidated(
+        messaging, debtor=debtor, day=day, requests=requests, invoices=invoices
+    )
     return OutgoingEmail(
         idempotency_key=key,
         to_email=debtor.email,
@@ -349,6 +379,98 @@ def consolidated_email(
         custom_args={"debtor": debtor.id, "batch": key},
         categories=[CONSOLIDATED_TEMPLATE],
     )
+
+
+def send_consolidated_letter(
+    messaging: MessagingActivities,
+    debtor: Debtor,
+    day: date,
+    requests: list[SendRequest],
+    keys: list[str],
+    invoices: dict[str, Invoice],
+) -> SendOutcome:
+    """The debtor's one letter of the day listing several invoices: a PDF like a single
+    invoice's letter (activities/letters/), posted once under the first request's key, its
+    statement table listing each invoice's amounts; `keys` (one per request) are marked."""
+    if not debtor.postal_address:
+        messaging.finish(keys, InteractionStatus.FAILED, error="the debtor has no postal address")
+        raise ApplicationError(
+            "the debtor has no postal address", type=ErrorType.UNDELIVERABLE, non_retryable=True
+        )
+    try:
+        context, rendered = _consolidated(
+            messaging, debtor=debtor, day=day, requests=requests, invoices=invoices, for_letter=True
+        )
+    except ApplicationError:
+        # A template bug is not fixed by retrying: recorded, and the collection goes on.
+        messaging.finish(keys, InteractionStatus.FAILED, error="template error")
+        raise
+    language = context.language
+    lines = context.invoices or []
+    numbers = tuple(line.invoice_number for line in lines)
+    registered = any(is_registered(request) for request in requests)
+    deadline_note = None
+    if registered:
+        # As a single registered letter: the formal notice's deadline, as the playbook runs it.
+        days, from_receipt = messaging.notice_rules(invoices[numbers[0]])
+        deadline_note = (
+            label(language, "deadline_receipt", days=days)
+            if from_receipt
+            else label(language, "deadline", date=date_text(context.deadline, language))
+            if context.deadline is not None
+            else None
+        )
+    sender = creditor_address(messaging)
+    pdf = render_letter(
+        LetterContent(
+            language=language,
+            sender=sender,
+            recipient=PostalAddress.model_validate(debtor.postal_address),
+            dated=day,
+            reference=", ".join(numbers),
+            subject=rendered.subject,
+            body=rendered.text,
+            amounts=_letter_amounts(lines, language),
+            deadline_note=deadline_note,
+            signature=messaging.settings.creditor_name,
+            registered=registered,
+        )
+    )
+    first = requests[0]
+    job = LetterJob(
+        key=keys[0],
+        invoice_number=first.invoice_number,
+        invoices=numbers,
+        title=f"{' '.join(numbers)} {first.step_id}",
+        registered=registered,
+        pdf=pdf.pdf,
+        pages=pdf.pages,
+        sender=sender,
+        recipient=PostalAddress.model_validate(debtor.postal_address),
+    )
+    return post_letter(
+        messaging, messaging.postal, job, step_id=first.step_id, keys=keys, subject=rendered.subject
+    )
+
+
+def _letter_amounts(lines: list[InvoiceLine], language: str) -> list[AmountLine]:
+    """Each invoice's outstanding principal, and once late its interest and indemnity; then
+    the total due in each currency."""
+    amounts: list[AmountLine] = []
+    totals: list[Money] = []
+    for line in lines:
+        number = line.invoice_number
+        amounts.append(
+            AmountLine(label(language, "invoice_outstanding", number=number), line.outstanding)
+        )
+        for name, amount in (("interest", line.interest), ("indemnity", line.indemnity)):
+            if amount is not None:
+                amounts.append(AmountLine(f"{number} – {label(language, name)}", amount))
+        totals.append(line.total_due if line.total_due is not None else line.outstanding)
+    for currency in dict.fromkeys(t.currency for t in totals):
+        total = _sum([t for t in totals if t.currency == currency])
+        amounts.append(AmountLine(label(language, "total"), total, total=True))
+    return amounts
 
 
 def _consolidated_context(

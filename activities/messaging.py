@@ -25,7 +25,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import (
     EmailSender,
-    OutboxSender,
     OutgoingEmail,
     PermanentSendError,
     SendReceipt,
@@ -144,7 +143,6 @@ class MessagingActivities:
         self._sender = sender
         self._renderer = renderer
         self._settings = settings
-        self._letters = OutboxSender(settings.resolved_outbox_dir / "letters", settings.email_from)
         # Texts and letters go through their own providers, behind the same reservation.
         self._sms = sms_sender if sms_sender is not None else build_sms_sender(settings)
         self._postal = postal if postal is not None else build_postal_provider(settings)
@@ -168,10 +166,10 @@ class MessagingActivities:
         return self._settings
 
     @property
-    def letters(self) -> EmailSender:
-        """A letter that lists several invoices (a debtor's consolidated message) is still an
-        `.eml` in the print folder; a single invoice's letter is a PDF (`send_on_channel`)."""
-        return self._letters
+    def postal(self) -> PostalProvider:
+        """Who posts letters: one invoice's (`send_on_channel`) or a debtor's consolidated one
+        (activities/mailbox.py), each a PDF."""
+        return self._postal
 
     def provider_for(self, channel: Channel) -> object:
         """Who sends on `channel` (its `idempotent` says whether a blind resend is safe)."""

@@ -252,6 +252,9 @@ class TaskKind(StrEnum):
     # The claim becomes time-barred in six months (L110-4): act, or get the debt acknowledged
     # (a promise recorded as this task's outcome is one).
     LIMITATION = "limitation"
+    # Nothing of a step reached the debtor (every channel and fallback known not to): correct
+    # the contact (`PUT /v1/debtors/{id}/contact`).
+    CONTACT = "contact"
 
 
 # reached, no_answer (not reached), wrong_number, promise, dispute, plan_requested.

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pydantic import BaseModel, Field
+
 from domain.phone import InvalidPhoneNumber, normalize_phone
 from domain.postal import InvalidAddress, PostalAddress, postal_address
 
@@ -20,16 +22,40 @@ ATTN_HELP = "the department or person the letter is for, under the company's nam
 ADDRESS_FIELDS = ("address_line1", "address_line2", "address_line3", "postal_code", "city")
 
 
-class ContactFields(Protocol):
-    name: str
-    country: str
-    phone: str | None
+class ChannelFields(BaseModel):
+    """The number and the postal address as a request gives them (flat, so CSV columns map):
+    the hand-over's debtor and a contact correction."""
+
+    phone: str | None = Field(
+        default=None, max_length=32, examples=["06 12 34 56 78"], description=PHONE_HELP
+    )
+    address_line1: str | None = Field(default=None, max_length=38, examples=["12 rue de la Paix"])
+    address_line2: str | None = Field(default=None, max_length=38)
+    address_line3: str | None = Field(default=None, max_length=38)
+    postal_code: str | None = Field(default=None, max_length=16, examples=["75002"])
+    city: str | None = Field(default=None, max_length=64, examples=["Paris"])
+    address_attention: str | None = Field(
+        default=None, max_length=38, examples=["Service comptabilité"], description=ATTN_HELP
+    )
+
+    @property
+    def gives_address(self) -> bool:
+        return any(getattr(self, f) is not None for f in (*ADDRESS_FIELDS, "address_attention"))
+
+
+class AddressFields(Protocol):
     address_line1: str | None
     address_line2: str | None
     address_line3: str | None
     postal_code: str | None
     city: str | None
     address_attention: str | None
+
+
+class ContactFields(AddressFields, Protocol):
+    name: str
+    country: str
+    phone: str | None
 
 
 def check_contact(debtor: ContactFields) -> None:
@@ -45,6 +71,11 @@ def check_contact(debtor: ContactFields) -> None:
 
 
 def address_of(debtor: ContactFields) -> PostalAddress | None:
+    return address_for(debtor, debtor.name, debtor.country)
+
+
+def address_for(debtor: AddressFields, name: str, country: str) -> PostalAddress | None:
+    """The address given for the company `name` in `country`, validated; None if none is."""
     given = [getattr(debtor, name) for name in ADDRESS_FIELDS]
     if not any(v and v.strip() for v in given) and not debtor.address_attention:
         return None
@@ -60,7 +91,7 @@ def address_of(debtor: ContactFields) -> PostalAddress | None:
         )
     try:
         return postal_address(
-            name=debtor.name,
+            name=name,
             attention=debtor.address_attention,
             street=[
                 line
@@ -69,7 +100,7 @@ def address_of(debtor: ContactFields) -> PostalAddress | None:
             ],
             postal_code=debtor.postal_code or "",
             city=debtor.city or "",
-            country=debtor.country,
+            country=country,
         )
     except InvalidAddress as exc:
         raise ValueError(f"postal address: {exc}") from exc

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
+from api.contact_fields import ChannelFields
 from api.schemas import IsoDate, MoneyPublic, MultiLine, SingleLine
 from domain.selection import RiskBand, RiskFactor, RiskInputs, Segment, SegmentSource
 
@@ -98,11 +99,26 @@ class OverrideSet(BaseModel):
         return self
 
 
-class ContactCorrection(BaseModel):
-    """A corrected address for the debtor's accounts payable: email is used again."""
+class ContactCorrection(ChannelFields):
+    """Corrected contact details: each channel corrected is used again by the debtor's open
+    invoices (email: the address; sms and phone: the number; letter: the postal address).
+
+    The number and the address are checked against the debtor's country, as at hand-over
+    (api/contact_fields.py); that needs the stored debtor, so the service does it."""
 
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: EmailStr | None = Field(default=None, max_length=254)
+    # phone, and a postal address given whole (it replaces the stored one): a street line, a
+    # postal code and a city, as at hand-over (ChannelFields).
     name: str | None = Field(default=None, min_length=1, max_length=200)
     reason: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _something(self) -> ContactCorrection:
+        if self.email is None and self.phone is None and not self.gives_address:
+            raise ValueError(
+                "give at least one of email, phone, or a postal address (address_line1, "
+                "postal_code and city)"
+            )
+        return self

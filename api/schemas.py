@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from api.contact_fields import ATTN_HELP, PHONE_HELP, check_contact
+from api.contact_fields import ChannelFields, check_contact
 from api.errors import Problem
 from domain.calendar import debtor_timezone, is_business_day
 from domain.dates import EARLIEST_DATE, YEARS_AHEAD, check_date
@@ -237,7 +237,8 @@ class MoneyPublic(BaseModel):
 # ------------------------------------------------------------------ invoices
 
 
-class DebtorIn(BaseModel):
+class DebtorIn(ChannelFields):
+    # Channels beyond email: ChannelFields (validated in api/contact_fields.py).
     model_config = ConfigDict(extra="forbid")
 
     # The back office's own id for the customer: opaque, it appears in Temporal search
@@ -274,18 +275,6 @@ class DebtorIn(BaseModel):
         examples=["BY"],
         description="region for public holidays (ISO 3166-2 code without the country, e.g. "
         "'BY' for Bavaria, '57' for Moselle)",
-    )
-    # Channels beyond email (validated in api/contact_fields.py; flat, so CSV columns map).
-    phone: str | None = Field(
-        default=None, max_length=32, examples=["06 12 34 56 78"], description=PHONE_HELP
-    )
-    address_line1: str | None = Field(default=None, max_length=38, examples=["12 rue de la Paix"])
-    address_line2: str | None = Field(default=None, max_length=38)
-    address_line3: str | None = Field(default=None, max_length=38)
-    postal_code: str | None = Field(default=None, max_length=16, examples=["75002"])
-    city: str | None = Field(default=None, max_length=64, examples=["Paris"])
-    address_attention: str | None = Field(
-        default=None, max_length=38, examples=["Service comptabilité"], description=ATTN_HELP
     )
 
     @model_validator(mode="after")

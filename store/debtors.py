@@ -215,17 +215,39 @@ def open_invoice_numbers(session: Session, debtor_id: str) -> list[str]:
 
 
 def correct_contact(
-    session: Session, debtor_id: str, email: str, name: str | None
-) -> tuple[Debtor, list[str]] | None:
-    """A corrected address: stored, the bounce forgotten. Returns the debtor and its open
-    invoices (to tell their workflows), or None for an unknown debtor."""
+    session: Session,
+    debtor_id: str,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    phone: str | None = None,
+    postal_address: dict[str, object] | None = None,
+) -> tuple[Debtor, list[str], bool] | None:
+    """Corrected contact details (each one given replaces ours), what made them fail forgotten.
+    Returns the debtor, its open invoices (to tell their workflows) and whether texts may go
+    to its number again; None for an unknown debtor.
+
+    A STOP is the debtor's own refusal of texts: a new number lifts it, the same number entered
+    again does not (a wrong number does not stand: the collector says it is right)."""
     debtor = session.get(Debtor, debtor_id)
     if debtor is None:
         return None
-    debtor.email = email
+    if email is not None:
+        debtor.email = email
+        debtor.email_invalid_at = None
     if name is not None:
         debtor.name = name
-    debtor.email_invalid_at = None
+        if postal_address is None and debtor.postal_address:
+            # The company's name heads the address on the envelope.
+            debtor.postal_address = {**debtor.postal_address, "name": name}
+    if phone is not None:
+        if phone != debtor.phone:
+            debtor.sms_stopped_at = None
+        debtor.phone = phone
+        debtor.phone_invalid_at = None
+    if postal_address is not None:
+        debtor.postal_address = postal_address
     debtor.updated_at = utcnow()
     session.add(debtor)
-    return debtor, open_invoice_numbers(session, debtor_id)
+    texts = phone is not None and debtor.sms_stopped_at is None
+    return debtor, open_invoice_numbers(session, debtor_id), texts

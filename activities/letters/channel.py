@@ -9,6 +9,7 @@ before the first call that could post anything, so a retry resumes instead of po
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -45,12 +46,11 @@ def send_letter(
     request: SendRequest,
     key: str,
 ) -> SendOutcome:
-    from activities.messaging import SendOutcome, notice_deadline
+    from activities.messaging import notice_deadline
 
     with transaction(messaging.engine) as session:
         invoice = session.get(Invoice, request.invoice_number)
         debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
-        letter = session.get(Letter, key)
     if invoice is None or debtor is None:
         raise ApplicationError(
             f"invoice {request.invoice_number} or its debtor is missing from the store",
@@ -112,23 +112,42 @@ def send_letter(
         sender=sender,
         recipient=recipient,
     )
-    if letter is None:
-        with transaction(messaging.engine) as session:
-            if session.get(Letter, key) is None:
-                session.add(
-                    Letter(
-                        key=key,
-                        invoice_number=invoice.number,
-                        step_id=request.step_id,
-                        registered=registered,
-                        provider=provider.name,
-                        pages=pdf.pages,
-                        addresses={
-                            "sender": sender.model_dump(mode="json"),
-                            "recipient": recipient.model_dump(mode="json"),
-                        },
-                    )
+    return post_letter(
+        messaging, provider, job, step_id=request.step_id, keys=[key], subject=rendered.subject
+    )
+
+
+def post_letter(
+    messaging: MessagingActivities,
+    provider: PostalProvider,
+    job: LetterJob,
+    *,
+    step_id: str,
+    keys: Sequence[str],
+    subject: str,
+) -> SendOutcome:
+    """Hand `job` to the postal provider once, with a `letter` row for its proof, and mark the
+    messages reserved under `keys` (one per invoice the letter is about) with the outcome."""
+    from activities.messaging import SendOutcome
+
+    key = job.key
+    with transaction(messaging.engine) as session:
+        letter = session.get(Letter, key)
+        if letter is None:
+            session.add(
+                Letter(
+                    key=key,
+                    invoice_number=job.invoice_number,
+                    step_id=step_id,
+                    registered=job.registered,
+                    provider=provider.name,
+                    pages=job.pages,
+                    addresses={
+                        "sender": job.sender.model_dump(mode="json"),
+                        "recipient": job.recipient.model_dump(mode="json"),
+                    },
                 )
+            )
 
     def remember(ref: str) -> None:
         with transaction(messaging.engine) as session:
@@ -142,13 +161,13 @@ def send_letter(
     try:
         receipt = provider.post(job, known, remember)
     except PermanentSendError as exc:
-        messaging.finish([key], InteractionStatus.FAILED, error=str(exc), subject=rendered.subject)
+        messaging.finish(keys, InteractionStatus.FAILED, error=str(exc), subject=subject)
         _set_status(messaging, key, LetterStatus.FAILED)
         raise ApplicationError(
             str(exc), type=ErrorType.PERMANENT_SEND_ERROR, non_retryable=True
         ) from exc
     except TransientSendError as exc:
-        messaging.finish([key], InteractionStatus.PENDING, error=str(exc), subject=rendered.subject)
+        messaging.finish(keys, InteractionStatus.PENDING, error=str(exc), subject=subject)
         raise
     with transaction(messaging.engine) as session:
         row = session.get(Letter, key)
@@ -162,9 +181,9 @@ def send_letter(
             row.updated_at = utcnow()
             session.add(row)
     messaging.finish(
-        [key],
+        keys,
         InteractionStatus.SENT,
-        subject=rendered.subject,
+        subject=subject,
         provider=receipt.provider,
         provider_message_id=receipt.tracking_number or receipt.provider_ref,
     )

@@ -44,7 +44,7 @@ class PrintQueue:
         entry = {
             "file": f"{stem}.pdf",
             "key": job.key,
-            "invoice": job.invoice_number,
+            "invoice": ", ".join(job.invoices) or job.invoice_number,
             "registered": "yes" if job.registered else "no",
             "pages": job.pages,
             "recipient": " / ".join(job.recipient.lines(job.sender.country)),

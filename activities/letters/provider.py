@@ -23,6 +23,8 @@ class LetterJob(BaseModel):
 
     key: str
     invoice_number: str
+    # A debtor's consolidated letter: every invoice it is about (the first is `invoice_number`).
+    invoices: tuple[str, ...] = ()
     # The post's name for it, e.g. "F-2026-0042 formal_notice": no personal data.
     title: str
     registered: bool

@@ -26,7 +26,8 @@ def get_debtor(
 @router.put(
     "/{debtor_id}/contact",
     responses=error_responses(401, 403, 404, 422),
-    summary="Correct the debtor's email address: invoices whose email bounced use it again",
+    summary="Correct the debtor's email, phone number or postal address: the debtor's open "
+    "invoices use each corrected channel again",
 )
 async def correct_contact(
     debtor_id: str,

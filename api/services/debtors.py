@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.actors import ActorNames
 from api.auth import Principal
+from api.contact_fields import address_for
 from api.debtor_schemas import (
     ContactCorrection,
     DebtorPublic,
@@ -32,11 +33,12 @@ from api.debtor_schemas import (
     RiskPublic,
     SegmentPublic,
 )
-from api.errors import Invalid, NotFound, ServerMisconfigured
+from api.errors import FieldProblem, Invalid, NotFound, ServerMisconfigured
 from api.schemas import MoneyPublic
 from config import Settings
 from domain.collection.commands import ContactCorrected
 from domain.holds import HoldRequest
+from domain.phone import InvalidPhoneNumber, normalize_phone
 from domain.playbook import (
     Channel,
     Playbook,
@@ -44,6 +46,7 @@ from domain.playbook import (
     PlaybookLibrary,
     playbook_directories,
 )
+from domain.postal import InvalidAddress
 from domain.selection import (
     Choice,
     RiskAssessment,
@@ -289,14 +292,81 @@ async def clear_override(engine: Engine, debtor_id: str, principal: Principal) -
     await to_thread.run_sync(_clear_override, engine, debtor_id, principal)
 
 
+# The hand-over's names for the fields an address check names (domain/postal.py).
+_ADDRESS_FIELD = {"street_address": "address_line1", "country_area": "country"}
+# What a correction of each channel is called in the invoice's history.
+_CORRECTED = {
+    Channel.EMAIL: "email address",
+    Channel.SMS: "phone number",
+    Channel.PHONE: "phone number",
+    Channel.LETTER: "postal address",
+}
+
+
+def _checked_phone(debtor: Debtor, body: ContactCorrection) -> str | None:
+    if body.phone is None:
+        return None
+    try:
+        return normalize_phone(body.phone, debtor.country)
+    except InvalidPhoneNumber as exc:
+        raise Invalid(f"phone: {exc}", field="phone") from exc
+
+
+def _checked_address(debtor: Debtor, body: ContactCorrection) -> dict[str, object] | None:
+    """The postal address given, validated for the debtor's country as at hand-over."""
+    if not body.gives_address:
+        return None
+    missing = [
+        FieldProblem(location="body", field=name, message="required in an address")
+        for name in ("address_line1", "postal_code", "city")
+        if not (getattr(body, name) or "").strip()
+    ]
+    try:
+        address = address_for(body, body.name or debtor.name, debtor.country)
+    except ValueError as exc:
+        cause = exc.__cause__
+        problems = (
+            [
+                FieldProblem(location="body", field=_ADDRESS_FIELD.get(k, k), message=v)
+                for k, v in sorted(cause.problems.items())
+            ]
+            if isinstance(cause, InvalidAddress)
+            else missing
+        )
+        raise Invalid(str(exc), errors=problems) from exc
+    if address is None:
+        # Only empty fields: an address cannot be removed, only corrected.
+        raise Invalid("a postal address needs address_line1, postal_code and city", errors=missing)
+    return address.model_dump(mode="json")
+
+
 def _correct(
     engine: Engine, settings: Settings, debtor_id: str, body: ContactCorrection
-) -> tuple[DebtorPublic, list[str]]:
+) -> tuple[DebtorPublic, list[str], tuple[Channel, ...]]:
     with transaction(engine) as session:
-        found = store.correct_contact(session, debtor_id, str(body.email), body.name)
+        debtor = _debtor_or_404(session, debtor_id)
+        phone = _checked_phone(debtor, body)
+        address = _checked_address(debtor, body)
+        found = store.correct_contact(
+            session,
+            debtor_id,
+            email=str(body.email) if body.email is not None else None,
+            name=body.name,
+            phone=phone,
+            postal_address=address,
+        )
         if found is None:
             raise NotFound(f"debtor {debtor_id} is unknown")
-        return debtor_public(session, settings, found[0], today()), found[1]
+        stored, numbers, texts = found
+        channels: list[Channel] = []
+        if body.email is not None:
+            channels.append(Channel.EMAIL)
+        if phone is not None:
+            # A number that said STOP, entered again, still gets no texts: calls only.
+            channels += [Channel.SMS, Channel.PHONE] if texts else [Channel.PHONE]
+        if address is not None:
+            channels.append(Channel.LETTER)
+        return debtor_public(session, settings, stored, today()), numbers, tuple(channels)
 
 
 async def correct_debtor_contact(
@@ -307,12 +377,22 @@ async def correct_debtor_contact(
     body: ContactCorrection,
     by: str,
 ) -> DebtorPublic:
-    """Store the corrected address (from a collector, or the debtor on the portal), then tell
-    every running invoice of the debtor: those whose email bounced use it again, and each
-    invoice's history says when and by whom (never the address itself)."""
-    public, numbers = await to_thread.run_sync(_correct, engine, settings, debtor_id, body)
-    await contact_corrected(client, settings, numbers, debtor_id, by=by, reason=body.reason)
-    log.info("contact of debtor %s corrected by %s", debtor_id, by)
+    """Store the corrected details (from a collector, or the debtor on the portal), then tell
+    every running invoice of the debtor which channels were corrected: each uses them again
+    after a bounce, a STOP, a returned letter or calls never reached, and its history says
+    when and by whom (never the address or number itself: those stay in the store)."""
+    public, numbers, channels = await to_thread.run_sync(
+        _correct, engine, settings, debtor_id, body
+    )
+    await contact_corrected(
+        client, settings, numbers, debtor_id, by=by, reason=body.reason, channels=channels
+    )
+    log.info(
+        "contact of debtor %s corrected (%s) by %s",
+        debtor_id,
+        ", ".join(c.value for c in channels),
+        by,
+    )
     return public
 
 
@@ -331,7 +411,7 @@ async def contact_corrected(
     correction = ContactCorrected(
         event_id=event_id,
         by=by,
-        reason=reason or "address corrected",
+        reason=reason or "new " + " and ".join(dict.fromkeys(_CORRECTED[c] for c in channels)),
         channels=tuple(channels),
     )
     for number in numbers:

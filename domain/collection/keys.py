@@ -35,6 +35,11 @@ def task_id(invoice_number: str, kind: Literal["call", "dispute", "plan"], ref: 
     return f"{invoice_number}:{kind}:{ref}"
 
 
+def contact_task_id(invoice_number: str, step_id: str) -> str:
+    """A task asking a person to correct the contact: nothing of the step reached the debtor."""
+    return f"{invoice_number}:{step_id}:contact"
+
+
 def check_task_id(invoice_number: str, message: str) -> str:
     """A task asking a person whether a message whose outcome is unknown went out."""
     return f"{invoice_number}:check:{message}"

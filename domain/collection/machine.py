@@ -1155,7 +1155,12 @@ class _Run:
             self.channels_corrected(correction)
             return
         was_invalid = self.s.email_invalid
-        self.s.email_invalid = False
+        if Channel.EMAIL in correction.channels:
+            # (Edition 1 knows no other channel's failure: a new number or address changes
+            # nothing for it.)
+            self.s.email_invalid = False
+        else:
+            was_invalid = False
         self.record(
             EventKind.CONTACT_CORRECTED,
             f"contact:{correction.event_id}",
@@ -1327,7 +1332,10 @@ class _Run:
             return
         s.approved_step = None
         s.stage = step.stage
-        for channel in self.channels(step):
+        channels = self.channels(step)
+        if not channels and s.rules >= 2:
+            self.unreachable(step)
+        for channel in channels:
             if channel == Channel.PHONE:
                 self.call_task(step)
             else:
@@ -1468,6 +1476,17 @@ class _Run:
         if known and ref not in self.s.closed_refs and step_id not in self.s.fallback_due:
             self.s.closed_refs[ref] = f"due:{channel.value}"
             self.s.fallback_due.append(step_id)
+        base = step_id.removesuffix("_fallback")
+        step = next((st for st in self.s.playbook.steps if st.id == base), None)
+        # The fallback itself failed (a message, or a call, which is the step's own task): if
+        # nothing else of the step can reach them, a person.
+        fell_back = base != step_id or self.s.closed_refs.get(f"fallback:{base}") == "sent"
+        if (
+            step is not None
+            and fell_back
+            and all(channel_invalid(self.s, c) for c in (*step.channels, *step.fallback))
+        ):
+            self.unreachable(step)
         return True
 
     def fallback_from(self, step_id: str) -> None:
@@ -1499,12 +1518,38 @@ class _Run:
                 f"fallback:{step.id}",
                 f"Email for {step.id} undeliverable: {then}",
             )
+        else:
+            self.record(
+                EventKind.CHANNEL_FALLBACK,
+                f"fallback:{step.id}:{failed.value}",
+                f"{CHANNEL_NAMES[failed]} for {step.id} did not reach the debtor: {then}",
+                detail={"failed": failed.value, "fallback": ",".join(c.value for c in channels)},
+            )
+        if not channels and not used:
+            self.unreachable(step)
+
+    def unreachable(self, step: Step) -> None:
+        """Nothing of `step` can reach the debtor (each of its channels and fallbacks is known
+        not to): a collector gets a task to correct the contact, once per step."""
+        ref = f"unreachable:{step.id}"
+        if ref in self.s.closed_refs:
             return
+        self.s.closed_refs[ref] = "task"
+        number = self.s.invoice.number
+        title = f"No channel reaches the debtor of invoice {number}: correct the contact"
         self.record(
-            EventKind.CHANNEL_FALLBACK,
-            f"fallback:{step.id}:{failed.value}",
-            f"{CHANNEL_NAMES[failed]} for {step.id} did not reach the debtor: {then}",
-            detail={"failed": failed.value, "fallback": ",".join(c.value for c in channels)},
+            EventKind.TASK_OPENED,
+            f"task:{step.id}:contact",
+            f"{title} ({step.id} went to nobody)",
+            detail={"step": step.id},
+            task=TaskChange(
+                task_id=keys.contact_task_id(number, step.id),
+                kind="contact",
+                status="open",
+                at=self.now,
+                title=title,
+                due_at=self.now + self.days(1),
+            ),
         )
 
     def channels_corrected(self, correction: ContactCorrected) -> None:
@@ -1531,6 +1576,30 @@ class _Run:
                 "channels": ",".join(c.value for c in correction.channels),
             },
         )
+        if cleared:
+            self.close_contact_tasks(correction.by)
+
+    def close_contact_tasks(self, by: str) -> None:
+        """A channel reaches the debtor again: the tasks asking to correct the contact are done
+        (a step's task is still never opened twice)."""
+        number = self.s.invoice.number
+        for ref, value in list(self.s.closed_refs.items()):
+            if not ref.startswith("unreachable:") or value != "task":
+                continue
+            step_id = ref.removeprefix("unreachable:")
+            self.s.closed_refs[ref] = "done"
+            self.record(
+                EventKind.CONTACT_TASK_CLOSED,
+                f"task:{step_id}:contact:done",
+                f"The contact was corrected by {by}: the task to correct it ({step_id}) is done",
+                detail={"step": step_id},
+                task=TaskChange(
+                    task_id=keys.contact_task_id(number, step_id),
+                    kind="contact",
+                    status="done",
+                    at=self.now,
+                ),
+            )
 
     def letter_received(self, received: LetterReceived) -> None:
         """A registered letter's acknowledgment of receipt: recorded; for the formal notice

@@ -56,6 +56,8 @@ class EventKind(StrEnum):
     LETTER_RECEIVED = "letter_received"
     # A limitation warning's task closed (the date moved, or nothing is owed any more).
     LIMITATION_WARNING_CLOSED = "limitation_warning_closed"
+    # A contact correction made a channel usable again: the task asking for it is done.
+    CONTACT_TASK_CLOSED = "contact_task_closed"
     MEDIATION_ENDED = "mediation_ended"
     HANDED_OFF = "handed_off"
     LEGAL_UPDATED = "legal_updated"

@@ -127,15 +127,8 @@ def test_the_statement_of_late_payment_costs_is_sent_from_the_stored_payments(
     assert [p.name for p in outbox.iterdir()]  # it went out
 
 
-def test_a_consolidated_formal_notice_claims_40_euros_once_per_invoice(
-    engine: Engine, tmp_path: Path
-) -> None:
-    # Two invoices of one debtor, 1 000 € each, due 31 March and 15 April 2025, in one letter
-    # on Wednesday 30 April 2025 (rate 2025-H1: 3.15 + 10 = 13.15 %):
-    #   F-A: 30 days: 1 000 × 13.15 × 30 / 36 500 = 394 500 / 36 500 = 10.808… → 10.81
-    #   F-B: 15 days: 1 000 × 13.15 × 15 / 36 500 = 197 250 / 36 500 = 5.404… → 5.40
-    #   total = 2 000 + 10.81 + 5.40 + 2 × 40 = 2 096.21 €; deadline 14 May 2025 (8 business
-    #   days; 1 and 8 May are holidays in France).
+def two_invoices_due_in_spring_2025(engine: Engine) -> None:
+    """Debtor C-7's invoices F-A and F-B, 1 000 € each, due 31 March and 15 April 2025."""
     add_invoice(engine, "F-A", amount="1000.00", outstanding="1000.00", debtor_id="C-7")
     add_invoice(
         engine,
@@ -147,18 +140,16 @@ def test_a_consolidated_formal_notice_claims_40_euros_once_per_invoice(
         due_date=date(2025, 4, 15),
         new_debtor=False,
     )
-    settings = Settings(_env_file=None, data_dir=tmp_path)
-    outbox = tmp_path / "outbox"
-    messaging = MessagingActivities(
-        engine, OutboxSender(outbox, settings.email_from), Renderer(), settings
-    )
-    mailbox = MailboxActivities(cast(Client, None), messaging)  # no mailbox signal is sent
+
+
+def notices_of_30_april_2025(channel: Channel) -> MailBatch:
+    """Both invoices' formal notices, the debtor's one message of 30 April 2025."""
 
     def notice(number: str) -> SendRequest:
         return SendRequest(
             invoice_number=number,
             step_id="formal_notice",
-            channel=Channel.EMAIL,
+            channel=channel,
             template="formal_notice",
             tone=Tone.FORMAL,
             planned_at=datetime(2025, 4, 30, 9, 0, tzinfo=UTC),
@@ -166,12 +157,32 @@ def test_a_consolidated_formal_notice_claims_40_euros_once_per_invoice(
             outstanding=Money.of("1000.00", "EUR"),
         )
 
-    batch = MailBatch(
+    return MailBatch(
         debtor_id="C-7",
-        channel=Channel.EMAIL,
+        channel=channel,
         day=date(2025, 4, 30),
         requests=[notice("F-A"), notice("F-B")],
     )
+
+
+def test_a_consolidated_formal_notice_claims_40_euros_once_per_invoice(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Two invoices of one debtor, 1 000 € each, due 31 March and 15 April 2025, in one letter
+    # on Wednesday 30 April 2025 (rate 2025-H1: 3.15 + 10 = 13.15 %):
+    #   F-A: 30 days: 1 000 × 13.15 × 30 / 36 500 = 394 500 / 36 500 = 10.808… → 10.81
+    #   F-B: 15 days: 1 000 × 13.15 × 15 / 36 500 = 197 250 / 36 500 = 5.404… → 5.40
+    #   total = 2 000 + 10.81 + 5.40 + 2 × 40 = 2 096.21 €; deadline 14 May 2025 (8 business
+    #   days; 1 and 8 May are holidays in France).
+    two_invoices_due_in_spring_2025(engine)
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    outbox = tmp_path / "outbox"
+    messaging = MessagingActivities(
+        engine, OutboxSender(outbox, settings.email_from), Renderer(), settings
+    )
+    mailbox = MailboxActivities(cast(Client, None), messaging)  # no mailbox signal is sent
+
+    batch = notices_of_30_april_2025(Channel.EMAIL)
     outcome = ActivityEnvironment().run(mailbox.send_batch, batch)
     assert outcome.sent and sorted(outcome.invoices) == ["F-A", "F-B"]
     with Session(engine) as session:

@@ -9,17 +9,20 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import cast
 
 import pypdfium2
 import pytest
 from pypdf import PdfReader
 from sqlalchemy.engine import Engine
+from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.email import OutboxSender, TransientSendError
 from activities.letters.maileva import MailevaClient
 from activities.letters.print_queue import MANIFEST, PrintQueue
 from activities.letters.provider import PostalProvider
+from activities.mailbox import MailboxActivities
 from activities.messaging import MessagingActivities, SendRequest
 from config import Settings
 from domain.money import Money
@@ -27,8 +30,10 @@ from domain.playbook import Channel, Tone
 from domain.postal import postal_address
 from messages import Renderer
 from store.engine import transaction
+from store.invoices import interactions_of
 from store.letters import Letter, LetterStatus
 from store.tables import Debtor
+from tests.activities.test_law import notices_of_30_april_2025, two_invoices_due_in_spring_2025
 from tests.fakes.maileva_api import FakeMaileva
 from tests.store.test_store import seed
 
@@ -57,6 +62,10 @@ def formal_notice(notice_days: int = 8) -> SendRequest:
 
 def with_address(engine: Engine) -> None:
     seed(engine)
+    give_address(engine, "C-1")
+
+
+def give_address(engine: Engine, debtor_id: str) -> None:
     address = postal_address(
         name="ACME SARL",
         attention="Service comptabilité",
@@ -66,7 +75,7 @@ def with_address(engine: Engine) -> None:
         country="FR",
     )
     with transaction(engine) as session:
-        debtor = session.get(Debtor, "C-1")
+        debtor = session.get(Debtor, debtor_id)
         assert debtor is not None
         debtor.postal_address = address.model_dump(mode="json")
         session.add(debtor)
@@ -220,3 +229,60 @@ def test_a_submit_whose_answer_is_lost_is_not_submitted_again(
 
     assert len(maileva.posted) == 1
     assert len(maileva.sendings) == 1
+
+
+def test_a_debtors_letter_of_the_day_about_two_invoices_is_one_pdf_listing_both(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Two invoices of one debtor, 1 000 € each, due 31 March and 15 April 2025, in one formal
+    # notice on Wednesday 30 April 2025. Rate for 2025-H1: the ECB's main refinancing rate in
+    # force on 1 January 2025 (3.15 %, since 18 December 2024) + 10 points = 13.15 % (Code de
+    # commerce L441-10 II):
+    #   F-A: 30 days late: 1 000 × 13.15 % × 30 / 365 = 10.808… → 10,81 €
+    #   F-B: 15 days late: 1 000 × 13.15 % × 15 / 365 = 5.404… → 5,40 €
+    #   40 € indemnity each (D441-5); total 2 000 + 10.81 + 5.40 + 80 = 2 096,21 €.
+    #   Deadline: 8 business days from 30 April 2025, 1 and 8 May being French public holidays
+    #   (Code du travail L3133-1): 2, 5, 6, 7, 9, 12, 13, 14 May → 14 May 2025.
+    two_invoices_due_in_spring_2025(engine)
+    give_address(engine, "C-7")
+    queue = PrintQueue(tmp_path / "letters")
+    mailbox = MailboxActivities(cast(Client, None), activities(engine, tmp_path, queue))
+
+    batch = notices_of_30_april_2025(Channel.LETTER)
+    outcome = ActivityEnvironment().run(mailbox.send_batch, batch)
+
+    assert outcome.sent and outcome.invoices == ["F-A", "F-B"]
+    # One letter, a PDF: no email file in the print queue.
+    (pdf,) = (tmp_path / "letters").glob("*.pdf")
+    assert not list((tmp_path / "letters").glob("*.eml"))
+    text = pdf_text(pdf.read_bytes())
+    flat = " ".join(text.split())
+    for line in (
+        "LETTRE RECOMMANDÉE AVEC ACCUSÉ DE RÉCEPTION",
+        "4 avenue des Tilleuls",
+        "69003 LYON",
+        "Référence : F-A, F-B",
+        "Mise en demeure de payer – factures F-A et F-B",
+        "Facture F-A : reste dû en principal",
+        "Facture F-B : reste dû en principal",
+    ):
+        assert line in text, line
+    assert "10,81 €" in text and "5,40 €" in text
+    assert text.count("40,00 €") >= 2
+    assert "2 096,21 €" in text
+    assert "À régler au plus tard le 14 mai 2025." in text
+    # The letter's layout prints the subject once.
+    assert flat.count("Objet") == 1
+    rows = list(csv.DictReader((tmp_path / "letters" / MANIFEST).open(encoding="utf-8")))
+    assert [(r["file"], r["invoice"], r["registered"]) for r in rows] == [
+        (pdf.name, "F-A, F-B", "yes")
+    ]
+    with transaction(engine) as session:
+        sent = [
+            (row.invoice_number, row.status)
+            for number in ("F-A", "F-B")
+            for row in interactions_of(session, number)
+        ]
+        letter = session.get(Letter, "F-A:formal_notice:letter")
+    assert sent == [("F-A", "sent"), ("F-B", "sent")]
+    assert letter is not None and letter.status == LetterStatus.QUEUED and letter.registered

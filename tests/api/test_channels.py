@@ -25,7 +25,7 @@ from api.auth import Role
 from config import Settings
 from store.engine import transaction
 from store.letters import Letter, LetterStatus
-from store.tables import Debtor, Interaction, Task
+from store.tables import Debtor, Event, Interaction, Task
 from tests.api.conftest import Api, eventually, invoice_body
 from tests.fakes.maileva_api import FakeMaileva
 from workflows.client import invoice_handle
@@ -467,3 +467,150 @@ async def test_a_new_number_at_hand_over_uses_texts_and_calls_again(
     with transaction(api.engine) as session:
         debtor = session.get(Debtor, "CUST-INV-CH-20")
     assert debtor is not None and debtor.phone == "+33698765432"
+
+
+# ------------------------------------------------------------------ contact correction
+
+
+async def put_contact(
+    api: Api, debtor_id: str, body: dict[str, Any], role: Role = Role.COLLECTOR
+) -> Any:
+    return await api.http.put(f"/v1/debtors/{debtor_id}/contact", json=body, headers=api.auth(role))
+
+
+def two_invoices(prefix: str) -> list[dict[str, Any]]:
+    """Two open invoices of one debtor."""
+    bodies = [late_invoice(f"{prefix}-1"), late_invoice(f"{prefix}-2")]
+    for body in bodies:
+        body["debtor"]["id"] = f"CUST-{prefix}"
+    return bodies
+
+
+async def test_a_collector_corrects_the_number_and_the_address_and_every_open_invoice_is_told(
+    api: Api, dev_env: WorkflowEnvironment
+) -> None:
+    for body in two_invoices("INV-CH-30"):
+        assert (await api.hand_over(body)).status_code == 201
+    with transaction(api.engine) as session:
+        debtor = session.get(Debtor, "CUST-INV-CH-30")
+        assert debtor is not None
+        # The number was wrong (a collector said so on a call).
+        debtor.phone_invalid_at = debtor.updated_at
+        session.add(debtor)
+
+    response = await put_contact(
+        api,
+        "CUST-INV-CH-30",
+        {
+            "phone": "06 98 76 54 32",
+            "address_line1": "18 quai Claude Bernard",
+            "postal_code": "69007",
+            "city": "Lyon",
+            "reason": "new premises",
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    with transaction(api.engine) as session:
+        debtor = session.get(Debtor, "CUST-INV-CH-30")
+    assert debtor is not None and debtor.phone == "+33698765432"
+    assert debtor.phone_invalid_at is None
+    assert debtor.postal_address is not None
+    assert debtor.postal_address["street"] == ["18 quai Claude Bernard"]
+    assert debtor.postal_address["postal_code"] == "69007"
+    # The email was not part of it: unchanged.
+    assert debtor.email == "compta@dupont.example"
+    for number in ("INV-CH-30-1", "INV-CH-30-2"):
+
+        async def signalled(n: str = number) -> list[dict[str, Any]]:
+            return await delivery_signals(dev_env, n, "contact_corrected")
+
+        corrected = await eventually(signalled, what="a signal")
+        assert [c["channels"] for c in corrected] == [["sms", "phone", "letter"]]
+        # The workflow learns which channels, never the number or the address.
+        told = json.dumps(corrected)
+        assert "698765432" not in told and "Claude Bernard" not in told
+
+        async def recorded(n: str = number) -> list[Any]:
+            with transaction(api.engine) as session:
+                rows = session.exec(
+                    select(Event).where(
+                        Event.invoice_number == n, Event.kind == "contact_corrected"
+                    )
+                ).all()
+                return [(r.summary, r.detail) for r in rows]
+
+        ((summary, detail),) = await eventually(recorded, what="the history")
+        assert summary.startswith("Contact details corrected by ")
+        assert summary.endswith(": new premises")
+        assert detail["by"] and detail["channels"] == "sms,phone,letter"
+
+
+async def test_the_same_number_after_a_stop_is_called_but_not_texted_again(
+    api: Api, dev_env: WorkflowEnvironment
+) -> None:
+    assert (await api.hand_over(late_invoice("INV-CH-31"))).status_code == 201
+    with transaction(api.engine) as session:
+        debtor = session.get(Debtor, "CUST-INV-CH-31")
+        assert debtor is not None
+        debtor.sms_stopped_at = debtor.updated_at
+        session.add(debtor)
+
+    # The number the debtor said STOP from, entered again (in another form), and the
+    # company's new name.
+    response = await put_contact(
+        api, "CUST-INV-CH-31", {"phone": "+33 6 12 34 56 78", "name": "Dupont Frères SARL"}
+    )
+
+    assert response.status_code == 200, response.text
+    corrected = await eventually(
+        lambda: delivery_signals(dev_env, "INV-CH-31", "contact_corrected"), what="a signal"
+    )
+    assert [c["channels"] for c in corrected] == [["phone"]]
+    with transaction(api.engine) as session:
+        debtor = session.get(Debtor, "CUST-INV-CH-31")
+    assert debtor is not None and debtor.sms_stopped_at is not None
+    # The envelope shows the new name above the address it already had.
+    assert debtor.postal_address is not None
+    assert debtor.postal_address["name"] == "Dupont Frères SARL"
+    assert debtor.postal_address["postal_code"] == "69003"
+
+
+@pytest.mark.parametrize(
+    ("body", "fields", "said"),
+    [
+        ({}, [""], "give at least one of email, phone, or a postal address"),
+        ({"reason": "typo"}, [""], "give at least one of email, phone"),
+        ({"phone": "12"}, ["phone"], "'12' is not a valid number in FR"),
+        ({"email": "not an address"}, ["email"], "email"),
+        (
+            {"address_line1": "1 rue Neuve", "postal_code": "96000", "city": "Lyon"},
+            ["postal_code"],
+            "no French postcode",
+        ),
+        ({"address_line1": "1 rue Neuve"}, ["postal_code", "city"], "missing: postal_code, city"),
+        ({"city": " "}, ["address_line1", "postal_code", "city"], "a postal address needs"),
+        ({"phone": "06 12 34 56 78", "fax": "x"}, ["fax"], "fax"),
+    ],
+)
+async def test_a_bad_correction_is_refused_naming_the_field(
+    api: Api, body: dict[str, Any], fields: list[str], said: str
+) -> None:
+    assert (await api.hand_over(late_invoice("INV-CH-32"))).status_code == 201
+
+    response = await put_contact(api, "CUST-INV-CH-32", body)
+
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert said in problem["detail"]
+    assert [e["field"] for e in problem["errors"]] == fields
+    with transaction(api.engine) as session:
+        debtor = session.get(Debtor, "CUST-INV-CH-32")
+    assert debtor is not None and debtor.phone == "+33612345678"
+    assert debtor.postal_address is not None and debtor.postal_address["postal_code"] == "69003"
+
+
+async def test_correcting_an_unknown_debtor_is_a_404(api: Api) -> None:
+    response = await put_contact(api, "CUST-NOBODY", {"phone": "06 12 34 56 78"})
+    assert response.status_code == 404, response.text
+    assert "CUST-NOBODY" in response.json()["detail"]

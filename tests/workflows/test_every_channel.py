@@ -169,3 +169,48 @@ async def test_a_text_to_a_debtor_without_a_number_goes_by_the_fallback(
         (invalid,) = [e.summary for e in h.events(number) if e.kind == "channel_invalid"]
         assert "the debtor has no phone number" in invalid
         assert not [e for e in h.events(number) if e.kind == "message_failed"]
+
+
+async def test_a_step_nothing_can_take_to_the_debtor_opens_a_task_to_correct_the_contact(
+    time_env: WorkflowEnvironment, engine: Engine, tmp_path: Path, task_queue: str
+) -> None:
+    number = "INV-NOBODY"
+    async with texting_worker(time_env, engine, tmp_path, task_queue) as h:
+        playbook = PLAYBOOK.model_copy(update={"steps": PLAYBOOK.steps[1:2]})
+        facts = await h.hand_over(number, due_in_days=1, playbook=playbook)
+        # No number for the text, no postal address for the letter it falls back to.
+        with transaction(h.engine) as session:
+            debtor = session.get(Debtor, facts.debtor_id)
+            assert debtor is not None
+            debtor.postal_address = None
+            session.add(debtor)
+
+        def contact_tasks() -> list[tuple[str, str]]:
+            with transaction(h.engine) as session:
+                rows = session.exec(select(Task).where(Task.invoice_number == number)).all()
+                return [(t.id, t.title) for t in rows if t.kind == "contact"]
+
+        async def told() -> bool:
+            return bool(contact_tasks())
+
+        await h.advance_until(told)
+        assert contact_tasks() == [
+            (
+                f"{number}:by_sms:contact",
+                f"No channel reaches the debtor of invoice {number}: correct the contact",
+            )
+        ]
+        assert sent_on(h, number) == []
+
+        # A new postal address: the task is done.
+        await h.handle(number).signal(
+            InvoiceWorkflow.contact_corrected,
+            ContactCorrected(event_id="fix-1", by="claire", channels=(Channel.LETTER,)),
+        )
+
+        async def done() -> bool:
+            with transaction(h.engine) as session:
+                task = session.get(Task, f"{number}:by_sms:contact")
+                return task is not None and task.status == "done"
+
+        await h.advance_until(done)

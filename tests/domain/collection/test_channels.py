@@ -238,3 +238,113 @@ def test_a_receipt_is_recorded_but_a_deadline_from_sending_does_not_wait_for_it(
     # Nominally 1 April 2026 (due 2 March + 30), a Wednesday: 09:00.
     assert opened.at == datetime(2026, 4, 1, 9, tzinfo=UTC)
     assert [e.kind for e in run.recorded].count(EventKind.LETTER_RECEIVED) == 1
+
+
+def tasks(run: Run, kind: str) -> list[tuple[str, str]]:
+    return [
+        (e.task.task_id, e.task.title)
+        for e in run.recorded
+        if e.task is not None and e.task.kind == kind
+    ]
+
+
+def task_changes(run: Run, kind: str) -> list[tuple[str, str]]:
+    return [
+        (e.task.task_id, e.task.status)
+        for e in run.recorded
+        if e.task is not None and e.task.kind == kind
+    ]
+
+
+UNREACHABLE = "No channel reaches the debtor of invoice F-1: correct the contact"
+
+
+def test_a_step_whose_fallback_cannot_reach_the_debtor_either_opens_one_contact_task() -> None:
+    run = start(playbook(), DUE, NOW)
+    run.advance(timedelta(days=4))
+    # The email bounced, and the SMS it falls back to was already known not to reach them.
+    run.state = run.state.model_copy(update={"invalid_channels": [Channel.SMS]})
+    bounce = failed("by_email", Channel.EMAIL)
+    run.command(bounce)
+
+    assert sent(run) == [("by_email", "email")]
+    assert tasks(run, "contact") == [("F-1:by_email:contact", UNREACHABLE)]
+    # The email is corrected: the task is done.
+    run.command(ContactCorrected(event_id="fix-1", by="claire"))
+    changes = [("F-1:by_email:contact", "open"), ("F-1:by_email:contact", "done")]
+    assert task_changes(run, "contact") == changes
+    # A second bounce of the same step opens no second task.
+    run.command(bounce.model_copy(update={"event_id": "email:by_email:bounce:2"}))
+    assert task_changes(run, "contact") == changes
+
+
+def test_a_step_with_no_usable_channel_left_opens_a_contact_task() -> None:
+    run = start(playbook(), DUE, NOW)
+    # Neither texts nor letters reach the debtor: the SMS step has nothing left to go by.
+    run.state = run.state.model_copy(update={"invalid_channels": [Channel.SMS, Channel.LETTER]})
+    run.advance(timedelta(days=11))
+    assert not [s for s in sent(run) if s[0].startswith("by_sms")]
+    assert tasks(run, "contact") == [("F-1:by_sms:contact", UNREACHABLE)]
+
+
+def test_a_failed_fallback_with_nothing_left_opens_a_contact_task() -> None:
+    run = start(playbook(), DUE, NOW)
+    run.advance(timedelta(days=11))
+    run.command(failed("by_sms", Channel.SMS, "dropped", "STOP reply"))
+    assert sent(run)[-1] == ("by_sms_fallback", "letter")
+    assert tasks(run, "contact") == []
+    # The letter it fell back to came back too: nothing of the step reaches the debtor.
+    run.command(failed("by_sms_fallback", Channel.LETTER, reason="returned to sender"))
+    assert tasks(run, "contact") == [("F-1:by_sms:contact", UNREACHABLE)]
+
+
+def test_a_call_after_a_returned_notice_never_reached_opens_a_contact_task() -> None:
+    notice_only = playbook().model_copy(update={"steps": playbook().steps[2:3]})
+    run = start(notice_only, DUE, NOW)
+    run.advance(timedelta(days=21))
+    run.command(failed("formal_notice", Channel.LETTER, reason="returned to sender"))
+    assert calls(run) == ["F-1:formal_notice:call"]
+    assert tasks(run, "contact") == []
+    # The call it fell back to never reached them either.
+    run.command(failed("formal_notice", Channel.PHONE, reason="not reached 3 times in a row"))
+    assert tasks(run, "contact") == [("F-1:formal_notice:contact", UNREACHABLE)]
+
+
+def test_a_step_whose_other_channel_still_reached_opens_no_task() -> None:
+    both = playbook().model_copy(
+        update={
+            "steps": [
+                Step(id="both", stage=Stage.OVERDUE, offset_days=3, template="reminder_1",
+                     channels=(Channel.EMAIL, Channel.SMS), fallback=(Channel.SMS,)),
+            ]
+        }
+    )  # fmt: skip
+    run = start(both, DUE, NOW)
+    run.advance(timedelta(days=4))
+    run.command(failed("both", Channel.EMAIL))
+    assert sent(run) == [("both", "email"), ("both", "sms")]
+    assert tasks(run, "contact") == []
+
+
+def test_a_first_edition_state_opens_no_contact_task() -> None:
+    run = start(playbook(), DUE, NOW)
+    run.state = run.state.model_copy(
+        update={"rules": 1, "invalid_channels": [Channel.SMS, Channel.LETTER]}
+    )
+    run.advance(timedelta(days=11))
+    assert tasks(run, "contact") == []
+
+
+def test_a_first_edition_state_ignores_a_correction_of_other_channels() -> None:
+    run = start(playbook(), DUE, NOW)
+    run.state = run.state.model_copy(update={"rules": 1})
+    run.advance(timedelta(days=4))
+    run.command(failed("by_email", Channel.EMAIL))
+    assert run.state.email_invalid is True
+    # A new phone number says nothing about the bounced address.
+    run.command(
+        ContactCorrected(event_id="fix-1", by="claire", channels=(Channel.SMS, Channel.PHONE))
+    )
+    assert run.state.email_invalid is True
+    run.command(ContactCorrected(event_id="fix-2", by="claire", channels=(Channel.EMAIL,)))
+    assert run.state.email_invalid is False
