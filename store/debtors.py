@@ -17,8 +17,8 @@ from sqlalchemy import Row
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, func, select
 
-from domain.lifecycle import TERMINAL_STAGES
 from domain.selection import RiskInputs
+from store.open_invoices import still_open
 from store.tables import Debtor, DebtorOverride, Dispute, Event, Invoice, Payment, utcnow
 
 # Event kinds (written by the workflow's progress activity) that mean a commitment to pay was
@@ -203,14 +203,10 @@ def clear_override(session: Session, debtor_id: str) -> bool:
 
 
 def open_invoice_numbers(session: Session, debtor_id: str) -> list[str]:
-    """The debtor's invoices still being collected (their workflows are running)."""
+    """The debtor's invoices still being collected (their workflows are running), an open
+    hand-off included: a corrected contact serves the legal partner's file too."""
     return list(
-        session.exec(
-            select(Invoice.number).where(
-                Invoice.debtor_id == debtor_id,
-                col(Invoice.stage).not_in([s.value for s in TERMINAL_STAGES]),
-            )
-        )
+        session.exec(select(Invoice.number).where(Invoice.debtor_id == debtor_id, still_open()))
     )
 
 

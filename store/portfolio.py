@@ -12,16 +12,17 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, exists, or_
+from sqlalchemy import and_, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, func, select
 
 from domain.collection.records import EventKind
 from domain.kpis import DisputeFact, OpenInvoice, Receivable, StepSent
-from domain.lifecycle import TERMINAL_STAGES, ApprovalStatus, Stage
+from domain.lifecycle import ApprovalStatus, Stage
 from domain.playbook import Recipient
 from domain.selection import RiskAssessment, risk_score
 from store.debtors import risk_inputs
+from store.open_invoices import still_open
 from store.tables import (
     Approval,
     Debtor,
@@ -34,27 +35,6 @@ from store.tables import (
     PaymentPlan,
     Task,
 )
-
-OPEN_STAGES = tuple(s.value for s in Stage if s not in TERMINAL_STAGES)
-
-
-def _closed_event() -> Any:
-    return exists().where(
-        col(Event.invoice_number) == col(Invoice.number), col(Event.kind) == EventKind.CLOSED.value
-    )
-
-
-def open_hand_off() -> ColumnElement[bool]:
-    """Handed off and still open: the file is with the legal partner and the invoice still
-    owed (rules 2). Its history records the end when the partner settles or abandons it; the
-    first rules' edition recorded it at the hand-off itself."""
-    return and_(col(Invoice.stage) == Stage.HANDED_OFF.value, ~_closed_event())
-
-
-def still_open() -> ColumnElement[bool]:
-    """The open portfolio: every stage before the end, and the open hand-offs (receivable
-    still, at the legal stage). Every report, gauge and page that says "open" uses this."""
-    return or_(col(Invoice.stage).in_(OPEN_STAGES), open_hand_off())
 
 
 def open_numbers(session: Session, numbers: Sequence[str]) -> set[str]:

@@ -26,10 +26,11 @@ from domain.lifecycle import (
 )
 from domain.money import Money
 from domain.playbook import load_playbook_named
+from store.debtors import open_invoice_numbers
 from store.engine import transaction
 from store.invoices import add_invoice, approvals, events_of, payments_of, upsert_debtor
 from store.migrate import upgrade
-from store.tables import Debtor, Interaction, Invoice
+from store.tables import Debtor, Event, Interaction, Invoice
 
 T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
@@ -202,3 +203,30 @@ def test_approval_lifecycle_is_recorded(any_engine: Engine) -> None:
         (decided,) = approvals(session, "approved")
         assert (decided.decided_by, decided.comment) == ("claire", "go")
         assert decided.requested_at == T0
+
+
+def test_a_corrected_contact_reaches_an_open_hand_off_but_no_ended_invoice(
+    any_engine: Engine,
+) -> None:
+    # F-1 is with the legal partner (rules 2: no `closed` event yet), F-2 was handed off and
+    # its file settled (`closed` recorded), F-3 is paid, F-4 is still being reminded.
+    for number in ("F-1", "F-2", "F-3", "F-4"):
+        seed(any_engine, number)
+    stages = {"F-1": "handed_off", "F-2": "handed_off", "F-3": "paid", "F-4": "overdue"}
+    with transaction(any_engine) as session:
+        for number, stage in stages.items():
+            invoice = session.get(Invoice, number)
+            assert invoice is not None
+            invoice.stage = stage
+        session.add(
+            Event(
+                invoice_number="F-2",
+                key="closed",
+                kind=EventKind.CLOSED.value,
+                stage="handed_off",
+                summary="Collection ended: handed_off, legal file settled",
+                at=T0,
+            )
+        )
+    with transaction(any_engine) as session:
+        assert sorted(open_invoice_numbers(session, "C-1")) == ["F-1", "F-4"]
