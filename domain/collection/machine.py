@@ -2119,8 +2119,8 @@ def skip_reason(state: CollectionState, step: Step, now: datetime) -> str | None
         limitation = limitation_of(state, today)
         if limitation.time_barred:
             return (
-                f"the claim is time-barred since {limitation.limitation_date.isoformat()} "
-                "(5 years, Code de commerce L110-4)"
+                "the claim is time-barred: the last day to act on it was "
+                f"{limitation.limitation_date.isoformat()} (5 years, Code de commerce L110-4)"
             )
     following = state.playbook.steps[state.step_index + 1 :]
     if (

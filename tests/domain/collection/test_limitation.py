@@ -28,7 +28,7 @@ def test_a_time_barred_claim_gets_no_formal_notice() -> None:
     run.advance(timedelta(days=60))
     templates = [s.send.message.template for s in run.sent]
     assert "formal_notice" not in templates
-    assert "time-barred since 2026-02-01" in skipped(run)["formal_notice"]
+    assert "the last day to act on it was 2026-02-01" in skipped(run)["formal_notice"]
 
 
 def test_an_acknowledgment_starts_the_five_years_again() -> None:
