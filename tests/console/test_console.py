@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, expect
 
+from store.engine import transaction
 from store.people import Language, PersonRole
+from store.tables import Task
 from tests.api.conftest import eventually
 from tests.console.conftest import PASSWORD, Console, late
 
@@ -42,6 +44,12 @@ async def test_a_collector_approves_records_a_promise_and_opens_a_dispute(
     await console.hand_over(late("INV-WEB-3", 5))
     approval = await _pending_approval(console, "INV-WEB-1")
     task = await _open_call(console, "INV-WEB-2")
+    # A call is due in the debtor's business hours: opened after 18:00 in Paris, it is
+    # tomorrow's. Due now, so Today lists it whatever the hour the test runs.
+    with transaction(console.engine) as session:
+        stored = session.get(Task, task["id"])
+        assert stored is not None
+        stored.due_at = datetime.now(UTC)
     me = f"user:{console.people[PersonRole.COLLECTOR]}"
 
     page = await console.sign_in(PersonRole.COLLECTOR)
