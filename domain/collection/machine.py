@@ -1266,6 +1266,11 @@ class _Run:
             self.remind_approval()
             return True
         step = self.current_step()
+        if step is not None and s.rules >= 3 and overtaken_before_due(s, step, self.now):
+            # Rules 3: skipped at once, not at the next send window (skipping sends nothing).
+            # Until then an invoice handed over at 19:00, three days past due, showed "upcoming".
+            self.do_step(step)
+            return True
         before_due = step is not None and step.stage == Stage.UPCOMING
         if s.stage == Stage.UPCOMING and self.now >= self.overdue_at() and not before_due:
             s.stage = Stage.OVERDUE
@@ -2110,9 +2115,15 @@ def nominal_at(state: CollectionState, step: Step) -> datetime:
     return at + timedelta(seconds=state.shift_seconds)
 
 
+def overtaken_before_due(state: CollectionState, step: Step, now: datetime) -> bool:
+    """A step meant before the due date that the due date has overtaken: it will only ever be
+    skipped, since time does not go back."""
+    return step.stage == Stage.UPCOMING and now >= state.clock.planned_at(state.invoice.due_date, 0)
+
+
 def skip_reason(state: CollectionState, step: Step, now: datetime) -> str | None:
     clock = state.clock
-    if step.stage == Stage.UPCOMING and now >= clock.planned_at(state.invoice.due_date, 0):
+    if overtaken_before_due(state, step, now):
         return "the due date has already passed"
     if step.stage in (Stage.FORMAL_NOTICE, Stage.LEGAL):
         today = clock.calendar_date(now)

@@ -27,7 +27,7 @@ SEEN_KEPT = 200
 # The rules' edition. A running invoice keeps the edition it started with, so its saved history
 # replays; it takes the newest at its next continue-as-new. A rule that changes what an invoice
 # does is written `if state.rules >= N`. Edition 1 is every state carried before the field was.
-RULES_LATEST = 2
+RULES_LATEST = 3
 
 
 class RecordedPayment(BaseModel):
