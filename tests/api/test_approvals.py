@@ -13,9 +13,18 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
+from sqlalchemy.engine import Engine
+from temporalio.testing import WorkflowEnvironment
 
 from api.auth import Role
+from domain.lifecycle import ApprovalStatus, InvoiceFacts
+from domain.money import Money
+from domain.playbook import load_playbook_named
+from store.engine import transaction
+from store.tables import Approval, IdempotencyRecord
 from tests.api.conftest import Api, eventually, field_errors, invoice_body, problem
+from workflows.client import invoice_handle, start_invoice
 
 
 @pytest.fixture
@@ -219,3 +228,107 @@ async def test_concurrent_decisions_one_wins_the_others_are_409(api: Api) -> Non
             "urn:relance:problem:stale-approval",
             "urn:relance:problem:conflict",
         )
+
+
+async def test_a_decision_retried_after_its_answer_was_lost_gets_its_outcome(api: Api) -> None:
+    # The first attempt was applied, but its answer never reached the collector (the API, the
+    # worker or the server killed meanwhile: the key's record released, not completed). The retry
+    # with the same key is told the decision it made, never "no longer pending".
+    assert (await api.hand_over(late_invoice("INV-APR-LOST"))).status_code == 201
+    approval = await pending_approval(api, "INV-APR-LOST")
+    url = f"/v1/approvals/{approval['id']}/decision"
+    headers = {**api.auth(Role.COLLECTOR), "Idempotency-Key": "decide-lost-1"}
+    body = {"approve": True, "comment": "no answer to calls"}
+
+    first = await api.http.post(url, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    forget_answers(api.engine)
+
+    # The read model shows the decision: the retry is answered from it.
+    again = await api.http.post(url, json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert (again.json()["approved"], again.json()["stage"]) == (True, "mediation")
+    forget_answers(api.engine)
+
+    # The opposite decision, or the same one without the key, is told it was taken.
+    other = await api.http.post(url, json={"approve": False}, headers=headers)
+    assert problem(other, 409)["detail"].endswith("it was approved by collector-tester")
+    late = await decide(api, approval["id"], approve=True)
+    assert problem(late, 409)["detail"].endswith("it was approved by collector-tester")
+    history = (await api.get("/v1/invoices/INV-APR-LOST/history")).json()
+    assert len([e for e in history if e["kind"] == "approval_decided"]) == 1
+
+
+async def test_a_retried_decision_after_continue_as_new_waits_for_the_record(
+    api: Api, dev_env: WorkflowEnvironment
+) -> None:
+    # A workflow that continued as new forgets the Update ids its earlier run ran, and calls the
+    # retried decision stale. Until the read model says who decided, the outcome is unknown (503,
+    # retry); once it does, the retry gets its outcome.
+    number = "INV-APR-CAN"
+    await start_with_short_history(api, dev_env, number)
+    approval = await pending_approval(api, number)
+    url = f"/v1/approvals/{approval['id']}/decision"
+    headers = {**api.auth(Role.COLLECTOR), "Idempotency-Key": "decide-can-1"}
+    body = {"approve": True}
+    handle = invoice_handle(dev_env.client, number)
+    decided_in = (await handle.describe()).run_id
+
+    first = await api.http.post(url, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+
+    async def continued() -> bool:
+        return (await handle.describe()).run_id != decided_in
+
+    await eventually(continued, what="a continue-as-new")
+    forget_answers(api.engine)
+    with transaction(api.engine) as session:
+        row = session.get(Approval, approval["id"])
+        assert row is not None and row.status == ApprovalStatus.APPROVED
+        decided_by = row.decided_by
+        row.status, row.decided_by = ApprovalStatus.PENDING, None  # not yet caught up
+        session.add(row)
+
+    unknown = await api.http.post(url, json=body, headers=headers)
+    assert problem(unknown, 503)["detail"].startswith(
+        f"approval {approval['id']} is no longer pending on its invoice, and the record of who "
+        "decided it is not yet written"
+    )
+    assert unknown.headers["Retry-After"] == "2"
+
+    with transaction(api.engine) as session:
+        row = session.get(Approval, approval["id"])
+        assert row is not None
+        row.status, row.decided_by = ApprovalStatus.APPROVED, decided_by
+        session.add(row)
+    again = await api.http.post(url, json=body, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["approved"] is True
+    assert again.json()["stage"] in ("mediation", "legal")
+
+
+async def start_with_short_history(api: Api, env: WorkflowEnvironment, number: str) -> None:
+    """Hand the invoice over with its workflow started first, continuing as new every few dozen
+    events (the hand-over finds it running and keeps it)."""
+    body = late_invoice(number)
+    facts = InvoiceFacts(
+        number=number,
+        debtor_id=body["debtor"]["id"],
+        amount=Money.of(body["amount"], body["currency"]),
+        issue_date=date.fromisoformat(body["issue_date"]),
+        due_date=date.fromisoformat(body["due_date"]),
+    )
+    await start_invoice(
+        env.client,
+        facts,
+        load_playbook_named("default"),
+        task_queue=api.settings.task_queue,
+        day_seconds=api.settings.day_seconds,
+        history_limit=40,
+    )
+    assert (await api.hand_over(body)).status_code == 201
+
+
+def forget_answers(engine: Engine) -> None:
+    with transaction(engine) as session:
+        session.execute(delete(IdempotencyRecord))
