@@ -83,19 +83,33 @@ def _this_decision(row: Approval, body: DecisionCreate, principal: Principal) ->
     return row.status == wanted and row.decided_by == principal.identity
 
 
-async def _recorded(
-    engine: Engine, settings: Settings, row: Approval, principal: Principal
+async def _from_read_model(
+    engine: Engine,
+    settings: Settings,
+    row: Approval,
+    principal: Principal,
+    *,
+    approved: bool,
+    applied: bool,
 ) -> DecisionPublic:
+    """A decision's answer with the invoice as last recorded."""
     invoice = await to_thread.run_sync(read_invoice, engine, settings, row.invoice_number)
     return DecisionPublic(
         approval_id=row.id,
-        approved=row.status == ApprovalStatus.APPROVED,
+        approved=approved,
         decided_by=principal.name,
-        applied=True,
+        applied=applied,
         stage=invoice.stage,
         outstanding=invoice.outstanding,
         next_step=invoice.next_step,
     )
+
+
+async def _recorded(
+    engine: Engine, settings: Settings, row: Approval, principal: Principal
+) -> DecisionPublic:
+    approved = row.status == ApprovalStatus.APPROVED
+    return await _from_read_model(engine, settings, row, principal, approved=approved, applied=True)
 
 
 async def _retried_outcome(
@@ -169,15 +183,8 @@ async def decide(
         result = await update.result(rpc_timeout=rpc_timeout(settings))
     except RPCTimeoutOrCancelledError:
         # Accepted, so it will be carried out: the state below is the last one recorded.
-        invoice = await to_thread.run_sync(read_invoice, engine, settings, number)
-        return DecisionPublic(
-            approval_id=approval_id,
-            approved=body.approve,
-            decided_by=principal.name,
-            applied=False,
-            stage=invoice.stage,
-            outstanding=invoice.outstanding,
-            next_step=invoice.next_step,
+        return await _from_read_model(
+            engine, settings, approval, principal, approved=body.approve, applied=False
         )
     except TEMPORAL_ERRORS as err:
         if idem is not None and _stale(err):
