@@ -17,7 +17,6 @@ timed but the generous limits.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
@@ -26,9 +25,6 @@ from bench.chaos import ChaosConfig, Plan, run
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL, /proc"),
-    # Not yet steady enough for every CI run: a decision retried across a kill was once
-    # answered 409 (stale approval). Run it with RELANCE_CHAOS=1 until that is understood.
-    pytest.mark.skipif(not os.environ.get("RELANCE_CHAOS"), reason="set RELANCE_CHAOS=1"),
 ]
 
 
