@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import email
 import email.policy
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -81,6 +82,12 @@ async def start_time_skipping() -> WorkflowEnvironment:
             },
         )
     )
+    # The server starts at the real now: the day and hour a test runs decide which weekday
+    # each step falls on. Shifting the start tries other days and hours without waiting for
+    # them (e.g. `RELANCE_TEST_CLOCK_SHIFT_HOURS=60 pytest tests/workflows`).
+    shift = float(os.environ.get("RELANCE_TEST_CLOCK_SHIFT_HOURS", "0") or 0)
+    if shift > 0:
+        await env.sleep(timedelta(hours=shift))
     return env
 
 
