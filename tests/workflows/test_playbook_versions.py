@@ -49,8 +49,8 @@ async def test_editing_a_playbook_changes_new_invoices_only_until_migrated(
         days = {f.number: _days_of_steps(h.sent(f)) for f in (old, new)}
         # Each reminder_2 at its playbook's offset, unless the first reminder was put off to
         # a business day too close to it: then at the playbook's gap after that one.
-        gap = v1.min_gap_days
-        assert v2.min_gap_days == gap
+        assert v2.min_gap_days == v1.min_gap_days == int(v1.min_gap_days)
+        gap = int(v1.min_gap_days)
         expected = {
             "INV-V1": business_day(old, max(10, days["INV-V1"]["reminder_1"] + gap)),
             "INV-V2": business_day(new, max(5, days["INV-V2"]["reminder_1"] + gap)),
