@@ -86,6 +86,9 @@ async def start_time_skipping() -> WorkflowEnvironment:
     # each step falls on. Shifting the start tries other days and hours without waiting for
     # them (e.g. `RELANCE_TEST_CLOCK_SHIFT_HOURS=60 pytest tests/workflows`).
     shift = float(os.environ.get("RELANCE_TEST_CLOCK_SHIFT_HOURS", "0") or 0)
+    if shift < 0:
+        # The server's clock only moves forward.
+        raise ValueError(f"RELANCE_TEST_CLOCK_SHIFT_HOURS must be 0 or more, not {shift}")
     if shift > 0:
         await env.sleep(timedelta(hours=shift))
     return env
