@@ -338,7 +338,7 @@ def _consolidated(
     """The debtor's one message of the day listing several invoices (`requests`, one each),
     rendered: for an email, or for a letter's layout (which prints its own header)."""
     renderer = messaging.renderer
-    language = debtor.language if debtor.language in renderer.languages() else "en"
+    language = renderer.language_for(debtor.language)
     context = _consolidated_context(messaging, day, requests, debtor, invoices, language)
     with Session(messaging.engine) as session:
         portal_url = messaging.portal_url(session, debtor.id)

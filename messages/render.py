@@ -367,6 +367,7 @@ class Renderer:
         self._text_env = _environment(self.directory, autoescape=False)
         self._html_env = _environment(self.directory, autoescape=True)
         self._known: frozenset[str] | None = None
+        self._languages: frozenset[str] | None = None
 
     def languages(self) -> list[str]:
         """Languages with at least one template, sorted."""
@@ -377,6 +378,14 @@ class Renderer:
             for entry in self.directory.iterdir()
             if entry.is_dir() and _NAME.match(entry.name) and self.templates(entry.name)
         )
+
+    def language_for(self, wanted: str) -> str:
+        """The language a message to someone who reads `wanted` is written in: theirs when it
+        has templates, else English. Listed once per renderer, like `known_templates`: every
+        message asks."""
+        if self._languages is None:
+            self._languages = frozenset(self.languages())
+        return wanted if wanted in self._languages else "en"
 
     def templates(self, language: str) -> list[str]:
         """Template names in a language, sorted; empty for a language that has none."""

@@ -65,7 +65,7 @@ def send_letter(
         )
     recipient = PostalAddress.model_validate(debtor.postal_address)
     registered = is_registered(request)
-    language = debtor.language if debtor.language in messaging.renderer.languages() else "en"
+    language = messaging.renderer.language_for(debtor.language)
     try:
         context = messaging.context_for(request, invoice, debtor, language)
         rendered = messaging.renderer.render(request.template, context)

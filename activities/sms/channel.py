@@ -70,7 +70,7 @@ def send_sms(
             type=ErrorType.OUTSIDE_SEND_WINDOW,
             next_retry_delay=opens - now,
         )
-    language = debtor.language if debtor.language in messaging.renderer.languages() else "en"
+    language = messaging.renderer.language_for(debtor.language)
     template = sms_template(request.template)
     try:
         context = messaging.context_for(request, invoice, debtor, language)

@@ -85,7 +85,7 @@ def render_script(
     debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
     if invoice is None or debtor is None:
         return None
-    language = debtor.language if debtor.language in renderer.languages() else "en"
+    language = renderer.language_for(debtor.language)
     today = utcnow().date()
     outstanding = Money.of(invoice.outstanding, invoice.currency)
     from activities.messaging import MessagingActivities

@@ -199,6 +199,11 @@ def test_french_and_english_are_shipped() -> None:
     assert renderer.languages() == ["en", "fr"]
 
 
+def test_a_debtor_is_written_to_in_their_language_when_it_ships_else_in_english() -> None:
+    assert renderer.language_for("fr") == "fr"
+    assert renderer.language_for("de") == "en"
+
+
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_every_template_exists_in_every_language(language: str) -> None:
     assert renderer.templates(language) == sorted(SHIPPED + CHANNEL_TEMPLATES)
