@@ -88,6 +88,11 @@ class OutboxSender:
         message.set_content(email.text)
         if email.html is not None:
             message.add_alternative(email.html, subtype="html")
+            # From the key too: a retry writes the same bytes. (Left to the email package, a
+            # random boundary costs a regular expression compiled for every message.)
+            boundary = f"relance-{digest}"
+            if boundary not in email.text and boundary not in email.html:
+                message.set_boundary(boundary)
         return message
 
     def _write_atomically(self, file_name: str, data: bytes) -> None:

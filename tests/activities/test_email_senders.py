@@ -265,6 +265,25 @@ def test_outbox_writes_a_readable_eml(tmp_path: Path) -> None:
     )
 
 
+def test_outbox_a_retry_writes_the_same_parts_and_a_text_holding_the_boundary_stays_whole(
+    tmp_path: Path,
+) -> None:
+    sender = OutboxSender(tmp_path, FROM)
+    [path] = [tmp_path / str(sender.send(make_email()).provider_message_id)]
+    boundary = read_eml(path).get_boundary()
+    sender.send(make_email())
+    assert read_eml(path).get_boundary() == boundary  # a retry: the same message again
+
+    # A text that happens to hold that boundary must not be cut in two by it.
+    text = f"Bonjour,\n--{boundary}\nla facture INV-1 est échue."
+    sender.send(make_email(text=text))
+
+    message = read_eml(path)
+    assert message.get_boundary() != boundary
+    assert body_of(message, "plain").rstrip("\n") == text
+    assert body_of(message, "html").startswith("<p>Bonjour,</p>")
+
+
 def test_outbox_text_only_message_is_single_part(tmp_path: Path) -> None:
     sender = OutboxSender(tmp_path, FROM)
 
