@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -30,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.email import OutgoingEmail
 from activities.mailbox import consolidated_email, send_consolidated_letter
-from activities.messaging import MessagingActivities, SendOutcome, SendRequest
+from activities.messaging import EmailFacts, MessagingActivities, SendOutcome, SendRequest
 from contracts.errors import ErrorType
 from contracts.invoice import DeliveryOutcome, DeliveryRequest, Snapshot
 from domain.collection.commands import SendResult
@@ -118,7 +119,9 @@ class DeliveryActivities:
                 InteractionStatus.CANCELLED,
             ):
                 return _Plan.done(key, SendResult.NOT_WANTED, own)
-            erased = _erased(session, request.debtor_id) and message.recipient == Recipient.DEBTOR
+            # Held for the whole transaction: later reads of the debtor come from the session.
+            debtor = session.get(Debtor, request.debtor_id)
+            erased = _erased(debtor) and message.recipient == Recipient.DEBTOR
             if invoice is None or erased or Stage(invoice.stage) not in message.wanted_in:
                 stage = "erased contact" if erased else (invoice.stage if invoice else "missing")
                 if own is not None:
@@ -182,8 +185,11 @@ class DeliveryActivities:
                         status=InteractionStatus.SENDING,
                     )
                 )
-            debtor = session.get(Debtor, request.debtor_id)
-            return _Plan(debtor=debtor, invoice=invoice, members=members, day=day)
+            facts = None
+            if message.channel == Channel.EMAIL and not members:
+                # Read with the reservation: the email is written from what it re-checked.
+                facts = self._messaging.facts_for(session, _send_request(request))
+            return _Plan(debtor=debtor, invoice=invoice, members=members, day=day, facts=facts)
 
     def _resends_safely(self, message: Message) -> bool:
         sender = self._messaging.provider_for(message.channel)
@@ -263,7 +269,7 @@ class DeliveryActivities:
     def _compose(self, request: DeliveryRequest, key: str, plan: _Plan) -> OutgoingEmail:
         if not plan.members:
             try:
-                return self._messaging.compose(_send_request(request), key)
+                return self._messaging.compose(_send_request(request), key, plan.facts)
             except (TemplateNotFound, RenderError) as exc:
                 raise ApplicationError(
                     str(exc), type=ErrorType.TEMPLATE_NOT_FOUND, non_retryable=True
@@ -291,6 +297,8 @@ class _Plan:
     invoice: Invoice | None = None
     members: list[Invoice] = field(default_factory=list)
     day: str | None = None
+    # An email about this invoice alone: what it is written from, read with the reservation.
+    facts: EmailFacts | None = None
 
     @classmethod
     def done(
@@ -339,20 +347,36 @@ def _listed_by_other(session: Session, row: Interaction, key: str) -> bool:
     return claim is not None and claim.owner != key
 
 
+# Built once (SQLAlchemy spends more building and keying a statement than running it here;
+# bench/deliver.py measures it).
+_LOCKED_INVOICE = select(Invoice).where(Invoice.number == bindparam("number")).with_for_update()
+_INTERACTION = select(Interaction).where(Interaction.idempotency_key == bindparam("key"))
+_DUE_WITH = (
+    select(Invoice)
+    .where(
+        Invoice.debtor_id == bindparam("debtor"),
+        Invoice.number != bindparam("own"),
+        col(Invoice.next_message_key).is_not(None),
+        col(Invoice.next_step_at) <= bindparam("until"),
+        col(Invoice.stage).in_([s.value for s in ESCALATION_ORDER]),
+    )
+    .with_for_update()
+)
+
+
 def _locked_invoice(session: Session, number: str) -> Invoice | None:
     """The invoice row, locked until the reservation commits (PostgreSQL; SQLite serialises
     writers): a payment's read-model write waits for us, or we see it."""
-    return session.exec(select(Invoice).where(Invoice.number == number).with_for_update()).first()
+    return session.exec(_LOCKED_INVOICE, params={"number": number}).first()
 
 
-def _erased(session: Session, debtor_id: str) -> bool:
+def _erased(debtor: Debtor | None) -> bool:
     """The debtor's contact data was erased (GDPR, retention ended): nobody to write to."""
-    debtor = session.get(Debtor, debtor_id)
     return debtor is not None and debtor.erased_at is not None
 
 
 def _row(session: Session, key: str) -> Interaction | None:
-    return session.exec(select(Interaction).where(Interaction.idempotency_key == key)).first()
+    return session.exec(_INTERACTION, params={"key": key}).first()
 
 
 def _due_with(session: Session, request: DeliveryRequest, own: Invoice) -> list[Invoice]:
@@ -360,15 +384,7 @@ def _due_with(session: Session, request: DeliveryRequest, own: Invoice) -> list[
     and has not gone out: listed in this message of the day."""
     until = request.planned_at + timedelta(seconds=request.gather_seconds)
     candidates = session.exec(
-        select(Invoice)
-        .where(
-            Invoice.debtor_id == request.debtor_id,
-            Invoice.number != own.number,
-            col(Invoice.next_message_key).is_not(None),
-            col(Invoice.next_step_at) <= until,
-            col(Invoice.stage).in_([s.value for s in ESCALATION_ORDER]),
-        )
-        .with_for_update()
+        _DUE_WITH, params={"debtor": request.debtor_id, "own": own.number, "until": until}
     ).all()
     keys = [c.next_message_key for c in candidates if c.next_message_key]
     if not keys:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -54,7 +55,7 @@ from domain.rates import RateUnknownError
 from messages import MessageContext, Renderer, RenderError, TemplateNotFound
 from store.engine import transaction
 from store.invoices import payments_of
-from store.messages import record_sent_message
+from store.messages import interactions_under, record_sent_message
 from store.portal import key_version
 from store.statements import late_costs_for, statement_for
 from store.tables import Debtor, Interaction, InteractionStatus, Invoice, Payment, utcnow
@@ -123,6 +124,17 @@ def notice_deadline(
     if request.notice_days and not request.deadline_from_receipt:
         return deadline_after(request.as_of, request.notice_days, country, subdivision)
     return None
+
+
+@dataclass(frozen=True)
+class EmailFacts:
+    """The store's side of one invoice's email: the rows it is written from."""
+
+    invoice: Invoice
+    debtor: Debtor
+    payments: list[Payment]
+    # The debtor's personal page, signed; None for other recipients or without a portal.
+    portal_url: str | None
 
 
 class MessagingActivities:
@@ -261,18 +273,21 @@ class MessagingActivities:
         except TransientSendError as exc:
             self.finish(keys, InteractionStatus.PENDING, error=str(exc), subject=email.subject)
             raise
-        self.finish(
-            keys,
-            InteractionStatus.SENT,
-            subject=email.subject,
-            provider=receipt.provider,
-            provider_message_id=receipt.provider_message_id,
-        )
-        # The legal file keeps the message exactly as it went out, once per invoice.
+        # One transaction: the interactions say sent, and the legal file keeps the message
+        # exactly as it went out, once per invoice.
         with transaction(self._engine) as session:
+            rows = _mark(
+                session,
+                keys,
+                InteractionStatus.SENT,
+                subject=email.subject,
+                provider=receipt.provider,
+                provider_message_id=receipt.provider_message_id,
+            )
             record_sent_message(
                 session,
                 interaction_keys=keys,
+                reserved=rows,
                 to_email=email.to_email,
                 to_name=email.to_name,
                 subject=email.subject,
@@ -296,42 +311,50 @@ class MessagingActivities:
     ) -> None:
         """Record an attempt's outcome on the interactions reserved under `keys`."""
         with transaction(self._engine) as session:
-            rows = session.exec(
-                select(Interaction).where(col(Interaction.idempotency_key).in_(list(keys)))
-            ).all()
-            for row in rows:
-                row.status = status
-                row.attempts += 1
-                row.error = error
-                row.subject = subject or row.subject
-                if status == InteractionStatus.SENT:
-                    row.provider = provider
-                    row.provider_message_id = provider_message_id
-                    row.sent_at = utcnow()
-                session.add(row)
-
-    def compose(self, request: SendRequest, key: str) -> OutgoingEmail:
-        """Render the message a request stands for, without sending or recording anything
-        (previews use it). Raises TemplateNotFound or RenderError for a template bug."""
-        with transaction(self._engine) as session:
-            invoice = session.get(Invoice, request.invoice_number)
-            debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
-            payments = list(payments_of(session, request.invoice_number)) if invoice else []
-            portal_url = (
-                self.portal_url(session, debtor.id)
-                if debtor is not None and request.recipient == Recipient.DEBTOR
-                else None
+            _mark(
+                session,
+                keys,
+                status,
+                error=error,
+                subject=subject,
+                provider=provider,
+                provider_message_id=provider_message_id,
             )
+
+    def facts_for(self, session: Session, request: SendRequest) -> EmailFacts | None:
+        """What an email about `request` is written from, read in the caller's transaction
+        (a send reads it in the one that reserves it); None when the invoice or its debtor is
+        missing."""
+        invoice = session.get(Invoice, request.invoice_number)
+        debtor = session.get(Debtor, invoice.debtor_id) if invoice else None
         if invoice is None or debtor is None:
+            return None
+        payments = list(payments_of(session, request.invoice_number))
+        portal_url = (
+            self.portal_url(session, debtor.id) if request.recipient == Recipient.DEBTOR else None
+        )
+        return EmailFacts(invoice, debtor, payments, portal_url)
+
+    def compose(
+        self, request: SendRequest, key: str, facts: EmailFacts | None = None
+    ) -> OutgoingEmail:
+        """Render the message a request stands for, without sending or recording anything
+        (previews use it), from `facts` or from the store. Raises TemplateNotFound or
+        RenderError for a template bug."""
+        if facts is None:
+            with transaction(self._engine) as session:
+                facts = self.facts_for(session, request)
+        if facts is None:
             raise ApplicationError(
                 f"invoice {request.invoice_number} or its debtor is missing from the store",
                 type="MissingInvoice",
                 non_retryable=True,
             )
-        language = debtor.language if debtor.language in self._renderer.languages() else "en"
-        context = self._context(request, invoice, debtor, payments, language)
-        if portal_url is not None:
-            context = context.model_copy(update={"portal_url": portal_url})
+        invoice, debtor = facts.invoice, facts.debtor
+        language = self._renderer.language_for(debtor.language)
+        context = self._context(request, invoice, debtor, facts.payments, language)
+        if facts.portal_url is not None:
+            context = context.model_copy(update={"portal_url": facts.portal_url})
         if request.recipient == Recipient.LEGAL_PARTNER:
             context = context.model_copy(update=self.dossier_link(invoice.number))
         # Template errors go to the caller: a send records them, a preview reports them.
@@ -498,6 +521,31 @@ class MessagingActivities:
                 "paid_on": costs.paid_on,
             }
         )
+
+
+def _mark(
+    session: Session,
+    keys: Sequence[str],
+    status: InteractionStatus,
+    *,
+    error: str | None = None,
+    subject: str | None = None,
+    provider: str | None = None,
+    provider_message_id: str | None = None,
+) -> Sequence[Interaction]:
+    """An attempt's outcome on the interactions reserved under `keys` (the caller commits)."""
+    rows = interactions_under(session, keys)
+    for row in rows:
+        row.status = status
+        row.attempts += 1
+        row.error = error
+        row.subject = subject or row.subject
+        if status == InteractionStatus.SENT:
+            row.provider = provider
+            row.provider_message_id = provider_message_id
+            row.sent_at = utcnow()
+        session.add(row)
+    return rows
 
 
 def _statement(

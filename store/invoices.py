@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from domain.lifecycle import InvoiceFacts
@@ -61,10 +62,14 @@ def add_invoice(session: Session, facts: InvoiceFacts, playbook: Playbook) -> In
     return invoice
 
 
+# Built once: every email reads it (SQLAlchemy spends more building a statement than running it).
+_PAYMENTS = (
+    select(Payment).where(Payment.invoice_number == bindparam("number")).order_by(col(Payment.id))
+)
+
+
 def payments_of(session: Session, number: str) -> Sequence[Payment]:
-    return session.exec(
-        select(Payment).where(Payment.invoice_number == number).order_by(col(Payment.id))
-    ).all()
+    return session.exec(_PAYMENTS, params={"number": number}).all()
 
 
 def interactions_of(session: Session, number: str) -> Sequence[Interaction]:

@@ -6,9 +6,23 @@ import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from store.tables import Interaction, SentMessage
+
+# Built once: every send runs them (SQLAlchemy spends more building a statement than running it).
+_RESERVED = select(Interaction).where(
+    col(Interaction.idempotency_key).in_(bindparam("keys", expanding=True))
+)
+_KEPT = select(SentMessage.interaction_key).where(
+    col(SentMessage.interaction_key).in_(bindparam("keys", expanding=True))
+)
+
+
+def interactions_under(session: Session, keys: Sequence[str]) -> Sequence[Interaction]:
+    """The interactions a send reserved under `keys` (one, or each invoice a message lists)."""
+    return session.exec(_RESERVED, params={"keys": list(keys)}).all()
 
 
 def content_hash(subject: str, text: str, html: str) -> str:
@@ -33,23 +47,17 @@ def record_sent_message(
     provider: str | None,
     provider_message_id: str | None,
     sent_at: datetime,
+    reserved: Sequence[Interaction] | None = None,
 ) -> list[SentMessage]:
     """Keep the message exactly as sent, once for each interaction (invoice) it stood for.
 
     Idempotent: an interaction already recorded keeps its first copy (a retried activity that
     finds it changes nothing). Channel, recipient and invoice come from the interaction rows,
-    which the send reserved before sending. No commit here: the caller's transaction decides.
+    which the send reserved before sending (`reserved`: those rows, when the caller has them
+    already). No commit here: the caller's transaction decides.
     """
-    rows = session.exec(
-        select(Interaction).where(col(Interaction.idempotency_key).in_(list(interaction_keys)))
-    ).all()
-    known = set(
-        session.exec(
-            select(SentMessage.interaction_key).where(
-                col(SentMessage.interaction_key).in_(list(interaction_keys))
-            )
-        ).all()
-    )
+    rows = reserved if reserved is not None else interactions_under(session, interaction_keys)
+    known = set(session.exec(_KEPT, params={"keys": list(interaction_keys)}).all())
     digest = content_hash(subject, text, html)
     added = []
     for row in rows:

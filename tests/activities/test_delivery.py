@@ -11,6 +11,7 @@ from threading import Barrier, Thread
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -29,6 +30,7 @@ from domain.playbook import Channel, Tone
 from messages import Renderer
 from store.engine import transaction
 from store.invoices import interactions_of
+from store.messages import sent_messages_of
 from store.tables import Invoice
 from store.timeline import acknowledge_payment, apply_status
 from tests.fakes import FakeSendGrid
@@ -131,6 +133,33 @@ def test_a_lost_completion_does_not_send_twice(
     assert (first.result, again.result) == (SendResult.SENT, SendResult.SENT)
     assert len(sendgrid.messages) == 1
     assert rows(any_engine) == [("F-1:reminder_1:email", "sent")]
+
+
+def test_a_message_marked_sent_always_has_its_legal_copy(
+    any_engine: Engine, sendgrid: FakeSendGrid, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mark and the copy commit together: the store failing while it keeps the copy leaves
+    the reminder to go out again (better twice than never), never "sent" with no copy."""
+    seed(any_engine)
+    delivery = activities(any_engine, sendgrid, tmp_path)
+    env = ActivityEnvironment()
+
+    def store_fails(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO sent_message", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr("activities.messaging.record_sent_message", store_fails)
+    with pytest.raises(OperationalError):
+        env.run(delivery.deliver, request())
+    assert rows(any_engine) == [("F-1:reminder_1:email", "sending")]
+
+    monkeypatch.undo()
+    assert env.run(delivery.deliver, request()).result == SendResult.SENT
+    assert rows(any_engine) == [("F-1:reminder_1:email", "sent")]
+    with transaction(any_engine) as session:
+        [copy] = sent_messages_of(session, "F-1")
+    assert copy.to_email == "ap@acme.example"
+    assert copy.subject == sendgrid.messages[-1].subject
+    assert len(sendgrid.messages) == 2  # the reminder went out again: its first copy was lost
 
 
 class DiesAfterHandingOver:
