@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from functools import cache
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import Update, bindparam, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -49,26 +50,6 @@ _EVENTS_WRITTEN = select(Event.key).where(
 )
 _INVOICE_KNOWN = select_columns(col(Invoice.number)).where(
     col(Invoice.number) == bindparam("number")
-)
-# (An UPDATE's bind names may not be its columns' names: hence "new_".)
-_STATUS_IF_NEWER = (
-    update(Invoice)
-    .where(
-        col(Invoice.number) == bindparam("the_number"),
-        col(Invoice.revision) < bindparam("new_revision"),
-    )
-    .values(
-        revision=bindparam("new_revision"),
-        updated_at=bindparam("new_updated_at"),
-        stage=bindparam("new_stage"),
-        outstanding=bindparam("new_outstanding"),
-        overpayment=bindparam("new_overpayment"),
-        next_step=bindparam("new_next_step"),
-        next_step_at=bindparam("new_next_step_at"),
-        next_message_key=bindparam("new_next_message_key"),
-        limitation_date=bindparam("new_limitation_date"),
-    )
-    .execution_options(synchronize_session=False)
 )
 
 
@@ -265,34 +246,45 @@ def apply_status(session: Session, status: InvoiceStatus) -> bool:
     SQLite and PostgreSQL alike. Returns whether this snapshot was the newest.
     """
     step = status.next_step
-    result = session.execute(
-        _STATUS_IF_NEWER,
-        {
-            "the_number": status.number,
-            "new_revision": status.revision,
-            "new_updated_at": utcnow(),
-            "new_stage": status.stage.value,
-            "new_outstanding": status.outstanding.amount,
-            "new_overpayment": status.overpayment.amount if status.overpayment else None,
-            "new_next_step": step.step_id if step else None,
-            "new_next_step_at": step.at if step else None,
-            "new_next_message_key": step.message_key if step else None,
-            "new_limitation_date": status.limitation_date,
-        },
+    return _write_if_newer(
+        session,
+        status.number,
+        status.revision,
+        stage=status.stage.value,
+        outstanding=status.outstanding.amount,
+        overpayment=status.overpayment.amount if status.overpayment else None,
+        next_step=step.step_id if step else None,
+        next_step_at=step.at if step else None,
+        next_message_key=step.message_key if step else None,
+        limitation_date=status.limitation_date,
     )
-    return bool(getattr(result, "rowcount", 0))
 
 
 def _write_if_newer(session: Session, number: str, revision: int, **values: object) -> bool:
-    """The conditional write of the read model: only a newer revision lands (a payment's
-    acknowledgment; a whole status goes through `_STATUS_IF_NEWER`, the same condition)."""
-    result = session.execute(
+    """The one conditional write of the read model: only a newer revision lands."""
+    params = {f"new_{name}": value for name, value in values.items()}
+    params.update(the_number=number, new_revision=revision, new_updated_at=utcnow())
+    result = session.execute(_if_newer(tuple(sorted(values))), params)
+    return bool(getattr(result, "rowcount", 0))
+
+
+@cache
+def _if_newer(columns: tuple[str, ...]) -> Update:
+    """`_write_if_newer`'s statement for these columns, built once per set of columns (every
+    transition runs it). An UPDATE's bind names may not be its columns' names: hence "new_"."""
+    return (
         update(Invoice)
-        .where(col(Invoice.number) == number, col(Invoice.revision) < revision)
-        .values(revision=revision, updated_at=utcnow(), **values)
+        .where(
+            col(Invoice.number) == bindparam("the_number"),
+            col(Invoice.revision) < bindparam("new_revision"),
+        )
+        .values(
+            revision=bindparam("new_revision"),
+            updated_at=bindparam("new_updated_at"),
+            **{name: bindparam(f"new_{name}") for name in columns},
+        )
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
 
 
 def acknowledge(engine: Engine, status: InvoiceStatus) -> None:
