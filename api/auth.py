@@ -12,6 +12,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -83,6 +85,17 @@ def active_keys(session: Session, *, role: Role | None = None) -> list[ApiKey]:
     return list(session.exec(query).all())
 
 
+# Every request runs this lookup: built once, read on a plain connection (no ORM session).
+_KEY_BY_HASH = select_columns(
+    col(ApiKey.id),
+    col(ApiKey.role),
+    col(ApiKey.prefix),
+    col(ApiKey.label),
+    col(ApiKey.revoked_at),
+    col(ApiKey.key_hash),
+).where(col(ApiKey.key_hash) == bindparam("presented"))
+
+
 def authenticate(engine: Engine, authorization: str | None) -> Principal:
     """The principal behind an `Authorization` header, or 401."""
     if not authorization:
@@ -92,8 +105,8 @@ def authenticate(engine: Engine, authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not key:
         raise Unauthorized("the Authorization header must be `Bearer <key>`")
     presented = hash_key(key)
-    with transaction(engine) as session:
-        found = session.exec(select(ApiKey).where(ApiKey.key_hash == presented)).first()
+    with engine.connect() as connection:
+        found = connection.execute(_KEY_BY_HASH, {"presented": presented}).first()
     # The lookup already matched the hash; the constant-time comparison keeps the check itself
     # free of timing differences should the lookup ever become a prefix search.
     if (

@@ -20,20 +20,23 @@ from api.errors import Forbidden, Unavailable
 from api.roles import allowed_roles
 from config import Settings
 
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one on the thread
+# pool, a thread hop per dependency per request for reading an attribute.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine: Engine | None = request.app.state.engine
     if engine is None:
         raise Unavailable("the store is not ready yet")
     return engine
 
 
-def get_client(request: Request) -> Client:
+async def get_client(request: Request) -> Client:
     client: Client | None = request.app.state.client
     if client is None:
         raise Unavailable("the Temporal client is not ready yet")
@@ -68,7 +71,7 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def authorize(request: Request, principal: PrincipalDep) -> Principal:
+async def authorize(request: Request, principal: PrincipalDep) -> Principal:
     """Let the call through if the role table (`api.roles.RULES`) allows the key's role."""
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)

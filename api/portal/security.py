@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from limits import RateLimitItemPerMinute, storage, strategies
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config import Settings
 
@@ -89,26 +90,45 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+class PortalHeaders:
+    """The portal's security headers, and its bound on a POST's declared size.
+
+    A plain ASGI middleware: every other path passes straight through, at no cost to the API
+    (a `BaseHTTPMiddleware` would stream every answer of the whole API through a task group).
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PORTAL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "POST":
+            # Refused before the body is read: an upload is bounded by its declared size.
+            length = Headers(scope=scope).get("content-length")
+            if length is None or not length.isdigit():
+                refusal: Response | None = PlainTextResponse("Content-Length required", 411)
+            elif int(length) > self.max_body:
+                refusal = PlainTextResponse("attachment too large", 413)
+            else:
+                refusal = None
+            if refusal is not None:
+                refusal.headers.update(HEADERS)
+                await refusal(scope, receive, send)
+                return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def install_headers(app: FastAPI, settings: Settings) -> None:
     # Room for the form fields around the largest attachment.
-    max_body = settings.portal_upload_max_bytes + 64 * 1024
-
-    @app.middleware("http")
-    async def _portal_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if request.url.path.startswith(PORTAL_PREFIX) and request.method == "POST":
-            # Refused before the body is read: an upload is bounded by its declared size.
-            length = request.headers.get("content-length")
-            if length is None or not length.isdigit():
-                response: Response = PlainTextResponse("Content-Length required", 411)
-            elif int(length) > max_body:
-                response = PlainTextResponse("attachment too large", 413)
-            else:
-                response = await call_next(request)
-        else:
-            response = await call_next(request)
-        if request.url.path.startswith(PORTAL_PREFIX):
-            for name, value in HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
+    app.add_middleware(PortalHeaders, max_body=settings.portal_upload_max_bytes + 64 * 1024)

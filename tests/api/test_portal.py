@@ -382,6 +382,7 @@ async def test_attachments_are_bounded_and_typed_by_content(api: Api, settings: 
         url, data=fields, files={"attachment": ("a.pdf", big, "application/pdf")}
     )
     assert too_big.status_code == 413
+    assert too_big.headers["x-frame-options"] == "DENY"
     # Nothing was opened by the refused attempts.
     assert (await api.invoice("PL-D1"))["stage"] != "disputed"
 
