@@ -20,6 +20,7 @@ The roles a credit team expects:
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 
 
@@ -117,6 +118,7 @@ PUBLIC: frozenset[Operation] = frozenset(
 )
 
 
+@functools.cache
 def allowed_roles(operation: Operation) -> tuple[Role, ...] | None:
     """The roles that may call `operation`, in the enum's order; None if it has no rule."""
     rule = RULES.get(operation)
