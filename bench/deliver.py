@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
+import resource
 import sqlite3
 import tempfile
 import time
@@ -124,8 +124,10 @@ class Cost:
 
     @classmethod
     def now(cls) -> Cost:
-        times = os.times()
-        return cls(times.user, times.system, time.perf_counter())
+        # getrusage counts in microseconds (os.times in clock ticks, 10 ms here: a short run's
+        # floor would read as nothing).
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return cls(usage.ru_utime, usage.ru_stime, time.perf_counter())
 
     def __sub__(self, other: Cost) -> Cost:
         return Cost(self.user - other.user, self.system - other.system, self.wall - other.wall)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections import Counter
 
 from bench.harness import header, progress, row
 from bench.lifecycle import Comparison, compare, describe
 
 
-def print_history(c: Comparison, bare_events: Counter[str]) -> None:
+def print_history(c: Comparison, bare_events: dict[str, float]) -> None:
     h = c.relance.histories
     assert h is not None
     bare_total = sum(bare_events.values())
@@ -43,7 +42,7 @@ def print_history(c: Comparison, bare_events: Counter[str]) -> None:
         print(f"    {path:40} {events / max(1, h.lifecycles_by_path[path]):8.1f}")
     print("\n  events per lifecycle, per type                     relance     bare")
     for kind in sorted(set(h.events) | set(bare_events), key=lambda k: -h.events.get(k, 0)):
-        print(f"    {kind:46} {h.per_lifecycle(kind):8.1f} {bare_events.get(kind, 0):8d}")
+        print(f"    {kind:46} {h.per_lifecycle(kind):8.1f} {bare_events.get(kind, 0):8.1f}")
 
 
 async def _run(invoices: int, day_seconds: float) -> None:

@@ -3,9 +3,10 @@
 Hands over N invoices on the default playbook (one debtor each, due in 3 days, on a compressed
 clock). Half are paid once they reach the formal notice (the paid path); the others have every
 escalation approved until the legal hand-off, whose file the partner then reports settled (the
-legal path). Their histories say how many activities and timers a lifecycle runs; the bare
-workflow then does the same number of no-op activities and timers of the same total length, N at
-a time, on the same server. Prints lifecycles/s, CPU per lifecycle (worker and server) and the
+legal path). Their histories say how many activities and timers a lifecycle of each path runs;
+the bare workflows then do the same, path for path (as many of each as Relance ran, each with
+that path's number of no-op activities and timers of the same total length), N at a time, on
+the same server. Prints lifecycles/s, CPU per lifecycle (worker and server) and the
 worker's memory for both.
 
 Run: `.venv/bin/python -m bench.lifecycle --invoices 40` (`--day-seconds` sets the clock).
@@ -74,6 +75,10 @@ class Histories:
     events_by_path: Counter[str] = field(default_factory=Counter)
     lifecycles_by_path: Counter[str] = field(default_factory=Counter)
     fired_timer_seconds: float = 0.0
+    # Per path: activities scheduled, timers fired and their seconds (sizes the bare yardstick).
+    activities_by_path: Counter[str] = field(default_factory=Counter)
+    timers_by_path: Counter[str] = field(default_factory=Counter)
+    timer_seconds_by_path: dict[str, float] = field(default_factory=dict)
 
     def per_lifecycle(self, event: str) -> float:
         return self.events[event] / self.lifecycles if self.lifecycles else 0.0
@@ -85,6 +90,23 @@ class Histories:
     @property
     def timers(self) -> float:
         return self.per_lifecycle("TIMER_FIRED")
+
+    def bare_input(self, path: str) -> BareInput:
+        """A bare lifecycle doing what one of `path`'s did on average (all paths' average when
+        no history of that path was read)."""
+        lifecycles = self.lifecycles_by_path.get(path, 0)
+        if not lifecycles:
+            activities, timers = self.activities, self.timers
+            seconds = self.fired_timer_seconds / max(1, self.lifecycles)
+        else:
+            activities = self.activities_by_path[path] / lifecycles
+            timers = self.timers_by_path[path] / lifecycles
+            seconds = self.timer_seconds_by_path.get(path, 0.0) / lifecycles
+        return BareInput(
+            activities=round(activities),
+            timers=round(timers),
+            timer_seconds=seconds / max(1, round(timers)),
+        )
 
     @property
     def total_events(self) -> float:
@@ -107,8 +129,9 @@ class Run:
     lags: list[float] = field(default_factory=list)
     stages: Counter[str] = field(default_factory=Counter)
     histories: Histories | None = None
-    # The first workflow's id (the bare run reads its history).
+    # The first workflow's id, and all of them in start order (the bare run reads histories).
     first_id: str = ""
+    ids: list[str] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -124,11 +147,12 @@ class Comparison:
     day_seconds: float
     relance: Run
     bare: Run
-    bare_input: BareInput
+    # Per path (the invoice's final stage): how many bare lifecycles ran, and what each did.
+    bare_mix: dict[str, tuple[int, BareInput]]
     load_before: str
     load_after: str
-    # Events per type in one bare workflow's history.
-    bare_history: Counter[str] = field(default_factory=Counter)
+    # Events per type in a bare lifecycle's history (the paths' mix, averaged).
+    bare_history: dict[str, float] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ Relance
@@ -320,12 +344,17 @@ async def read_histories(client: Client, numbers: list[str], stages: dict[str, s
             name = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
             out.events[name] += 1
             out.events_by_path[path] += 1
+            if name == "ACTIVITY_TASK_SCHEDULED":
+                out.activities_by_path[path] += 1
             if event.HasField("timer_started_event_attributes"):
                 attrs = event.timer_started_event_attributes
                 timers[event.event_id] = attrs.start_to_fire_timeout.ToTimedelta().total_seconds()
             elif event.HasField("timer_fired_event_attributes"):
                 started = event.timer_fired_event_attributes.started_event_id
-                out.fired_timer_seconds += timers.get(started, 0.0)
+                seconds = timers.get(started, 0.0)
+                out.fired_timer_seconds += seconds
+                out.timers_by_path[path] += 1
+                out.timer_seconds_by_path[path] = out.timer_seconds_by_path.get(path, 0.0) + seconds
     for number in numbers:
         out.lifecycles_by_path[stages.get(number, "?")] += 1
     return out
@@ -334,7 +363,7 @@ async def read_histories(client: Client, numbers: list[str], stages: dict[str, s
 # ------------------------------------------------------------------ bare
 
 
-async def run_bare(bench: Bench, count: int, input: BareInput) -> Run:
+async def run_bare(bench: Bench, inputs: list[BareInput]) -> Run:
     worker = await bench.start_worker("bare")
     window = CpuWindow({"worker": worker.pid, "server": bench.server_pid}).start()
     stamp = time.time_ns()
@@ -347,7 +376,7 @@ async def run_bare(bench: Bench, count: int, input: BareInput) -> Run:
                 id=f"bare-{stamp}-{i}",
                 task_queue=BARE_QUEUE,
             )
-            for i in range(count)
+            for i, input in enumerate(inputs)
         ],
         START_CONCURRENCY,
         label="bare: workflows started",
@@ -355,13 +384,14 @@ async def run_bare(bench: Bench, count: int, input: BareInput) -> Run:
     results = await _await_all([h.result for h in handles], "bare: workflows ended")
     window.stop()
     run = Run(
-        count,
+        len(inputs),
         window,
         memory_bytes(worker.pid),
         memory_bytes(worker.pid, "VmHWM"),
         lags=[lag for lags in results for lag in lags],
         first_id=handles[0].id,
     )
+    run.ids = [h.id for h in handles]
     bench.stop(worker)
     return run
 
@@ -383,25 +413,34 @@ async def compare(invoices: int, day_seconds: float, *, histories: int = 20) -> 
         progress(f"reading the histories of {len(numbers)} lifecycles")
         relance.histories = await read_histories(bench.client, numbers, stages)
         h = relance.histories
-        bare_input = BareInput(
-            activities=round(h.activities),
-            timers=round(h.timers),
-            timer_seconds=h.fired_timer_seconds / h.lifecycles / max(1, round(h.timers)),
-        )
-        progress(
-            f"bare: {invoices} workflows of {bare_input.activities} no-op activities and "
-            f"{bare_input.timers} timers of {bare_input.timer_seconds:.2f} s"
-        )
-        bare = await run_bare(bench, invoices, bare_input)
-        bare_history = await _event_counts(bench.client, bare.first_id)
-    return Comparison(
-        invoices, day_seconds, relance, bare, bare_input, before, load(), bare_history
-    )
+        # Path for path: a bare lifecycle per Relance one, doing what that path's did. (One
+        # average for all would end the short paths late and the long ones early, and the
+        # run's wall is its longest lifecycle.)
+        mix = {path: (count, h.bare_input(path)) for path, count in sorted(relance.stages.items())}
+        for path, (count, bare_input) in mix.items():
+            progress(
+                f"bare, {path}: {count} workflows of {bare_input.activities} no-op activities "
+                f"and {bare_input.timers} timers of {bare_input.timer_seconds:.2f} s"
+            )
+        inputs = [bare_input for count, bare_input in mix.values() for _ in range(count)]
+        bare = await run_bare(bench, inputs)
+        bare_history = await _mixed_event_counts(bench.client, bare.ids, mix)
+    return Comparison(invoices, day_seconds, relance, bare, mix, before, load(), bare_history)
 
 
-async def _event_counts(client: Client, workflow_id: str) -> Counter[str]:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    return Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events)
+async def _mixed_event_counts(
+    client: Client, ids: list[str], mix: dict[str, tuple[int, BareInput]]
+) -> dict[str, float]:
+    """Events per type in a bare lifecycle: one history of each path, weighed by the mix."""
+    total: dict[str, float] = {}
+    first = 0
+    for count, _ in mix.values():
+        history = await client.get_workflow_handle(ids[first]).fetch_history()
+        for event in history.events:
+            kind = EventType.Name(event.event_type).removeprefix("EVENT_TYPE_")
+            total[kind] = total.get(kind, 0.0) + count / len(ids)
+        first += count
+    return total
 
 
 async def _final_stages(bench: Bench, numbers: list[str]) -> dict[str, str]:
@@ -419,8 +458,12 @@ def describe(c: Comparison) -> list[str]:
     return [
         f"{c.invoices} invoices on the default playbook, a day is {c.day_seconds} s; "
         f"final stages {dict(c.relance.stages)}",
-        f"bare: {c.bare_input.activities} no-op activities, {c.bare_input.timers} timers of "
-        f"{c.bare_input.timer_seconds:.2f} s each (sized from Relance's histories)",
+        "bare, path for path (sized from Relance's histories): "
+        + "; ".join(
+            f"{path} ×{count}: {b.activities} no-op activities, {b.timers} timers of "
+            f"{b.timer_seconds:.2f} s"
+            for path, (count, b) in c.bare_mix.items()
+        ),
         f"machine {c.load_before} before, {c.load_after} after",
     ]
 

@@ -1,7 +1,7 @@
 """Each benchmark runs end to end with tiny parameters and prints its comparison table.
 
 Speed itself is never asserted (figures depend on the machine): this keeps the scripts from
-rotting as the code they drive changes. The five run side by side to keep the suite short.
+rotting as the code they drive changes. They run side by side to keep the suite short.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ RUNS = {
     "history": ["--invoices", "1", "--day-seconds", "0.02"],
     "intake": ["--invoices", "4", "--batch", "2"],
     "payments": ["--open", "4", "--payments", "2"],
+    "deliver": ["--messages", "10"],
+    "handover": ["--invoices", "2"],
 }
 EXPECTED_ROWS = {
     "lifecycle": {"lifecycles/s (wall)", "worker CPU per lifecycle (ms)"},
@@ -28,6 +30,8 @@ EXPECTED_ROWS = {
     "history": {"history events", "workflow executions", "activity tasks"},
     "intake": {"POST /v1/invoices (invoices/s)", ":batch (invoices/s)"},
     "payments": {"p50 latency (ms)", "p99 latency (ms)"},
+    "deliver": {"CPU per message (ms)"},
+    "handover": {"CPU per hand-over (ms)"},
 }
 
 

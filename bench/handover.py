@@ -1,0 +1,96 @@
+"""CPU per hand-over in the API's own process, against a raw `start_workflow` from the same one.
+
+`bench.intake` measures the API as it runs (uvicorn in a process of its own, requests in flight
+at once), which on a shared machine varies by a fifth from run to run. This one takes the same
+hand-over and runs it in this process through the ASGI app (no HTTP server: routing,
+validation, authentication, the store's writes, the playbook's choice, the start), one request
+at a time, then as many raw starts of a bare workflow on the same dev server. Only this
+process's CPU is counted (the server is a child of its own), so the figures hold still enough
+to compare two versions, and `valgrind --tool=callgrind` can count the instructions of the
+difference between two sizes.
+
+Run: `.venv/bin/python -m bench.handover --invoices 300` (`--profile` prints where it goes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import time
+
+import httpx
+
+from api.app import create_app
+from bench.bare import TASK_QUEUE as BARE_QUEUE
+from bench.bare import BareInput, BareWorkflow
+from bench.deliver import Cost
+from bench.harness import bench_stack, header, load, progress, row
+from bench.intake import invoice_body
+
+PER_DEBTOR = 20
+
+
+async def relance(http: httpx.AsyncClient, count: int, profile: bool) -> Cost:
+    profiler = cProfile.Profile() if profile else None
+    started = Cost.now()
+    if profiler:
+        profiler.enable()
+    for i in range(count):
+        response = await http.post("/v1/invoices", json=invoice_body("H", i, PER_DEBTOR))
+        response.raise_for_status()
+    if profiler:
+        profiler.disable()
+    cost = Cost.now() - started
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+    return cost
+
+
+async def run(count: int, profile: bool) -> None:
+    async with bench_stack(86400.0) as bench:
+        app = create_app(bench.settings, client=bench.client, engine=bench.engine)
+        headers = {"Authorization": f"Bearer {bench.api_key()}"}
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=transport, base_url="http://relance.test", headers=headers
+            ) as http,
+        ):
+            # One first: imports and caches warm, as on a server that has been up.
+            (await http.post("/v1/invoices", json=invoice_body("W", 0, 1))).raise_for_status()
+            progress(f"{count} hand-overs through the app, one at a time")
+            cost = await relance(http, count, profile)
+        progress(f"{count} raw starts, one at a time")
+        stamp = time.time_ns()
+        started = Cost.now()
+        for i in range(count):
+            await bench.client.start_workflow(
+                BareWorkflow.run,
+                BareInput(activities=1, wait_for_update=True),
+                id=f"bare-{stamp}-{i}",
+                task_queue=BARE_QUEUE,
+            )
+        raw = Cost.now() - started
+    per = 1000 / count
+    header(
+        "Hand-over: the API's work in its own process, against a raw start_workflow",
+        [f"{count} invoices, {PER_DEBTOR} per debtor, one at a time", f"load {load()}"],
+    )
+    row("CPU per hand-over", cost.cpu * per, raw.cpu * per, "ms", better="low")
+    row("  of which user (Python)", cost.user * per, raw.user * per, "ms", better="low")
+    row("wall per hand-over", cost.wall * per, raw.wall * per, "ms", better="low")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=300)
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    args = parser.parse_args()
+    asyncio.run(run(max(1, args.invoices), args.profile))
+
+
+if __name__ == "__main__":
+    main()
