@@ -284,6 +284,29 @@ def test_outbox_a_retry_writes_the_same_parts_and_a_text_holding_the_boundary_st
     assert body_of(message, "html").startswith("<p>Bonjour,</p>")
 
 
+def test_outbox_writes_what_the_email_package_itself_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The outbox keeps the header classes the email package makes (a speed-up); the file a
+    # debtor's mail client opens must be the same, byte for byte, apart from its Date.
+    def written(folder: Path) -> bytes:
+        sender = OutboxSender(folder, FROM)
+        sender.send(make_email(to_name='Zoé Martin, SARL "Les Tilleuls"'))
+        sender.send(make_email(idempotency_key="INV-2:reminder_1:email"))
+        files = sorted(folder.glob("*.eml"))
+        assert len(files) == 2
+        return b"".join(
+            b"".join(
+                line for line in f.read_bytes().splitlines(True) if not line.startswith(b"Date:")
+            )
+            for f in files
+        )
+
+    kept = written(tmp_path / "kept")
+    monkeypatch.setattr("activities.email.outbox._POLICY", policy.default)
+    assert kept == written(tmp_path / "stdlib")
+
+
 def test_outbox_text_only_message_is_single_part(tmp_path: Path) -> None:
     sender = OutboxSender(tmp_path, FROM)
 
