@@ -75,7 +75,7 @@ async def authorize(request: Request, principal: PrincipalDep) -> Principal:
     """Let the call through if the role table (`api.roles.RULES`) allows the key's role."""
     route = request.scope.get("route")
     # The route's template ("/v1/invoices/{number}"); the URL is only built when there is none.
-    path = route.path if route is not None else request.url.path
+    path = getattr(route, "path", None) or request.url.path
     roles = allowed_roles((request.method, path))
     if roles is None:
         # Fail closed: an endpoint nobody put in the table is open to nobody.
