@@ -22,6 +22,8 @@ from config import Settings
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` one on the thread
 # pool, a thread hop per dependency per request for reading an attribute.
+#
+# (`current_principal` reads the store, so it stays a plain `def` on the pool.)
 
 
 async def get_settings(request: Request) -> Settings:

@@ -13,13 +13,8 @@ Run: `.venv/bin/python -m bench.deliver --messages 300` (`--profile` prints wher
 from __future__ import annotations
 
 import argparse
-import cProfile
-import pstats
-import resource
 import sqlite3
 import tempfile
-import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -28,7 +23,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.delivery import DeliveryActivities
 from activities.email import build_sender
 from activities.messaging import MessagingActivities
-from bench.harness import header, load, progress, row
+from bench.harness import Cost, header, load, profiled, progress, row
 from config import Settings
 from contracts.invoice import DeliveryRequest, Snapshot
 from domain.collection.commands import SendResult
@@ -109,30 +104,6 @@ def request(i: int) -> DeliveryRequest:
     )
 
 
-@dataclass(frozen=True)
-class Cost:
-    """CPU seconds, user and system apart (Python's own work is user time; the store's and the
-    file's system calls mostly system time, which varies more on a shared machine), and wall."""
-
-    user: float
-    system: float
-    wall: float
-
-    @property
-    def cpu(self) -> float:
-        return self.user + self.system
-
-    @classmethod
-    def now(cls) -> Cost:
-        # getrusage counts in microseconds (os.times in clock ticks, 10 ms here: a short run's
-        # floor would read as nothing).
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return cls(usage.ru_utime, usage.ru_stime, time.perf_counter())
-
-    def __sub__(self, other: Cost) -> Cost:
-        return Cost(self.user - other.user, self.system - other.system, self.wall - other.wall)
-
-
 def relance(settings: Settings, count: int, profile: bool) -> tuple[Cost, int]:
     """What `count` deliveries cost; how many were sent."""
     engine = make_engine(settings.resolved_database_url)
@@ -142,20 +113,14 @@ def relance(settings: Settings, count: int, profile: bool) -> tuple[Cost, int]:
     requests = [request(i) for i in range(count)]
     # The first send warms the renderer's caches and the pool, as a worker's first minute does.
     env.run(delivery.deliver, requests[0])
-    profiler = cProfile.Profile() if profile else None
     sent = 0
-    started = Cost.now()
-    if profiler:
-        profiler.enable()
-    for each in requests[1:]:
-        if env.run(delivery.deliver, each).result == SendResult.SENT:
-            sent += 1
-    if profiler:
-        profiler.disable()
-    cost = Cost.now() - started
+    with profiled(profile):
+        started = Cost.now()
+        for each in requests[1:]:
+            if env.run(delivery.deliver, each).result == SendResult.SENT:
+                sent += 1
+        cost = Cost.now() - started
     engine.dispose()
-    if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
     return cost, sent
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import pstats
 import time
 
 import httpx
@@ -25,27 +23,19 @@ import httpx
 from api.app import create_app
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.bare import BareInput, BareWorkflow
-from bench.deliver import Cost
-from bench.harness import bench_stack, header, load, progress, row
+from bench.harness import Cost, bench_stack, header, load, profiled, progress, row
 from bench.intake import invoice_body
 
 PER_DEBTOR = 20
 
 
 async def relance(http: httpx.AsyncClient, count: int, profile: bool) -> Cost:
-    profiler = cProfile.Profile() if profile else None
-    started = Cost.now()
-    if profiler:
-        profiler.enable()
-    for i in range(count):
-        response = await http.post("/v1/invoices", json=invoice_body("H", i, PER_DEBTOR))
-        response.raise_for_status()
-    if profiler:
-        profiler.disable()
-    cost = Cost.now() - started
-    if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
-    return cost
+    with profiled(profile, top=45):
+        started = Cost.now()
+        for i in range(count):
+            response = await http.post("/v1/invoices", json=invoice_body("H", i, PER_DEBTOR))
+            response.raise_for_status()
+        return Cost.now() - started
 
 
 async def run(count: int, profile: bool) -> None:

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import cProfile
 import math
 import os
+import pstats
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -69,6 +72,45 @@ def load() -> str:
     """The machine's load (1, 5, 15 min): other work on a shared machine skews every figure."""
     one, five, fifteen = os.getloadavg()
     return f"load {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """CPU seconds, user and system apart (Python's own work is user time; the store's and the
+    file's system calls mostly system time, which varies more on a shared machine), and wall."""
+
+    user: float
+    system: float
+    wall: float
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.system
+
+    @classmethod
+    def now(cls) -> Cost:
+        # getrusage counts in microseconds (os.times in clock ticks, 10 ms here: a short run's
+        # floor would read as nothing).
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return cls(usage.ru_utime, usage.ru_stime, time.perf_counter())
+
+    def __sub__(self, other: Cost) -> Cost:
+        return Cost(self.user - other.user, self.system - other.system, self.wall - other.wall)
+
+
+@contextlib.contextmanager
+def profiled(enabled: bool, top: int = 40) -> Iterator[None]:
+    """A benchmark's `--profile`: a cProfile of the block, its top printed after it."""
+    if not enabled:
+        yield
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        yield
+    finally:
+        profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
 
 
 @dataclass

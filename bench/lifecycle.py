@@ -74,7 +74,6 @@ class Histories:
     # Per path (the invoice's final stage): events and executions.
     events_by_path: Counter[str] = field(default_factory=Counter)
     lifecycles_by_path: Counter[str] = field(default_factory=Counter)
-    fired_timer_seconds: float = 0.0
     # Per path: activities scheduled, timers fired and their seconds (sizes the bare yardstick).
     activities_by_path: Counter[str] = field(default_factory=Counter)
     timers_by_path: Counter[str] = field(default_factory=Counter)
@@ -90,6 +89,10 @@ class Histories:
     @property
     def timers(self) -> float:
         return self.per_lifecycle("TIMER_FIRED")
+
+    @property
+    def fired_timer_seconds(self) -> float:
+        return sum(self.timer_seconds_by_path.values())
 
     def bare_input(self, path: str) -> BareInput:
         """A bare lifecycle doing what one of `path`'s did on average (all paths' average when
@@ -129,8 +132,7 @@ class Run:
     lags: list[float] = field(default_factory=list)
     stages: Counter[str] = field(default_factory=Counter)
     histories: Histories | None = None
-    # The first workflow's id, and all of them in start order (the bare run reads histories).
-    first_id: str = ""
+    # The workflows' ids in start order (the bare run reads some of their histories).
     ids: list[str] = field(default_factory=list)
 
     @property
@@ -352,7 +354,6 @@ async def read_histories(client: Client, numbers: list[str], stages: dict[str, s
             elif event.HasField("timer_fired_event_attributes"):
                 started = event.timer_fired_event_attributes.started_event_id
                 seconds = timers.get(started, 0.0)
-                out.fired_timer_seconds += seconds
                 out.timers_by_path[path] += 1
                 out.timer_seconds_by_path[path] = out.timer_seconds_by_path.get(path, 0.0) + seconds
     for number in numbers:
@@ -389,9 +390,8 @@ async def run_bare(bench: Bench, inputs: list[BareInput]) -> Run:
         memory_bytes(worker.pid),
         memory_bytes(worker.pid, "VmHWM"),
         lags=[lag for lags in results for lag in lags],
-        first_id=handles[0].id,
+        ids=[h.id for h in handles],
     )
-    run.ids = [h.id for h in handles]
     bench.stop(worker)
     return run
 
@@ -431,7 +431,8 @@ async def compare(invoices: int, day_seconds: float, *, histories: int = 20) -> 
 async def _mixed_event_counts(
     client: Client, ids: list[str], mix: dict[str, tuple[int, BareInput]]
 ) -> dict[str, float]:
-    """Events per type in a bare lifecycle: one history of each path, weighed by the mix."""
+    """Events per type in a bare lifecycle: one history of each path, weighed by the mix
+    (`ids` in the order `compare` started them: path after path, as the mix lists them)."""
     total: dict[str, float] = {}
     first = 0
     for count, _ in mix.values():

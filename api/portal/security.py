@@ -105,19 +105,6 @@ class PortalHeaders:
         if scope["type"] != "http" or not scope["path"].startswith(PORTAL_PREFIX):
             await self.app(scope, receive, send)
             return
-        if scope["method"] == "POST":
-            # Refused before the body is read: an upload is bounded by its declared size.
-            length = Headers(scope=scope).get("content-length")
-            if length is None or not length.isdigit():
-                refusal: Response | None = PlainTextResponse("Content-Length required", 411)
-            elif int(length) > self.max_body:
-                refusal = PlainTextResponse("attachment too large", 413)
-            else:
-                refusal = None
-            if refusal is not None:
-                refusal.headers.update(HEADERS)
-                await refusal(scope, receive, send)
-                return
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -126,7 +113,19 @@ class PortalHeaders:
                     headers.setdefault(name, value)
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        refusal = self._refusal(scope)
+        await (refusal or self.app)(scope, receive, with_headers)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """A POST refused before its body is read: an upload is bounded by its declared size."""
+        if scope["method"] != "POST":
+            return None
+        length = Headers(scope=scope).get("content-length")
+        if length is None or not length.isdigit():
+            return PlainTextResponse("Content-Length required", 411)
+        if int(length) > self.max_body:
+            return PlainTextResponse("attachment too large", 413)
+        return None
 
 
 def install_headers(app: FastAPI, settings: Settings) -> None:

@@ -17,7 +17,6 @@ def test_each_path_gets_a_bare_lifecycle_of_its_own_size() -> None:
     h.timers_by_path = Counter(paid=8, handed_off=14)
     h.timer_seconds_by_path = {"paid": 40.0, "handed_off": 112.0}
     h.events = Counter(ACTIVITY_TASK_SCHEDULED=32, TIMER_FIRED=22)
-    h.fired_timer_seconds = 152.0
 
     assert h.bare_input("paid") == BareInput(activities=6, timers=4, timer_seconds=5.0)
     assert h.bare_input("handed_off") == BareInput(activities=10, timers=7, timer_seconds=8.0)
