@@ -9,7 +9,8 @@ process's CPU is counted (the server is a child of its own), so the figures hold
 to compare two versions, and `valgrind --tool=callgrind` can count the instructions of the
 difference between two sizes.
 
-Run: `.venv/bin/python -m bench.handover --invoices 300` (`--profile` prints where it goes).
+Run: `.venv/bin/python -m bench.handover --invoices 300` (`--profile` prints where it goes;
+`--batch 100` hands them over through `POST /v1/invoices:batch`, 100 a request).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from typing import Any
 
 import httpx
 
@@ -24,21 +26,23 @@ from api.app import create_app
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.bare import BareInput, BareWorkflow
 from bench.harness import Cost, bench_stack, header, load, profiled, progress, row
-from bench.intake import invoice_body
-
-PER_DEBTOR = 20
+from bench.intake import invoice_body, post_batches
 
 
-async def relance(http: httpx.AsyncClient, count: int, profile: bool) -> Cost:
+async def relance(
+    http: httpx.AsyncClient, bodies: list[dict[str, Any]], batch: int, profile: bool
+) -> Cost:
     with profiled(profile, top=45):
         started = Cost.now()
-        for i in range(count):
-            response = await http.post("/v1/invoices", json=invoice_body("H", i, PER_DEBTOR))
-            response.raise_for_status()
+        if batch:
+            await post_batches(http, bodies, batch, "batch")
+        else:
+            for body in bodies:
+                (await http.post("/v1/invoices", json=body)).raise_for_status()
         return Cost.now() - started
 
 
-async def run(count: int, profile: bool) -> None:
+async def run(count: int, per_debtor: int, batch: int, profile: bool) -> None:
     async with bench_stack(86400.0) as bench:
         app = create_app(bench.settings, client=bench.client, engine=bench.engine)
         headers = {"Authorization": f"Bearer {bench.api_key()}"}
@@ -51,8 +55,10 @@ async def run(count: int, profile: bool) -> None:
         ):
             # One first: imports and caches warm, as on a server that has been up.
             (await http.post("/v1/invoices", json=invoice_body("W", 0, 1))).raise_for_status()
-            progress(f"{count} hand-overs through the app, one at a time")
-            cost = await relance(http, count, profile)
+            how = f"in batches of {batch}" if batch else "one at a time"
+            progress(f"{count} hand-overs through the app, {how}")
+            bodies = [invoice_body("H", i, per_debtor) for i in range(count)]
+            cost = await relance(http, bodies, batch, profile)
         progress(f"{count} raw starts, one at a time")
         stamp = time.time_ns()
         started = Cost.now()
@@ -67,7 +73,11 @@ async def run(count: int, profile: bool) -> None:
     per = 1000 / count
     header(
         "Hand-over: the API's work in its own process, against a raw start_workflow",
-        [f"{count} invoices, {PER_DEBTOR} per debtor, one at a time", f"load {load()}"],
+        [
+            f"{count} invoices, {per_debtor} per debtor, "
+            + (f"in batches of {batch} (raw starts one at a time)" if batch else "one at a time"),
+            f"load {load()}",
+        ],
     )
     row("CPU per hand-over", cost.cpu * per, raw.cpu * per, "ms", better="low")
     row("  of which user (Python)", cost.user * per, raw.user * per, "ms", better="low")
@@ -77,9 +87,15 @@ async def run(count: int, profile: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=300)
+    parser.add_argument("--per-debtor", type=int, default=20, help="invoices sharing a debtor")
+    parser.add_argument(
+        "--batch", type=int, default=0, help="hand over through :batch, this many a request"
+    )
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
     args = parser.parse_args()
-    asyncio.run(run(max(1, args.invoices), args.profile))
+    asyncio.run(
+        run(max(1, args.invoices), max(1, args.per_debtor), max(0, args.batch), args.profile)
+    )
 
 
 if __name__ == "__main__":

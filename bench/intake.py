@@ -7,6 +7,11 @@ No worker polls during the runs: this measures the hand-over (store write, start
 lifecycles it starts. Prints rates and the CPU per invoice of the client side (the API
 process; for raw starts, the process that starts them) and of the server, and the ratios.
 
+A second yardstick starts the invoice workflow itself as many times, straight from this
+process: the same input (the invoice with its playbook) and the same search attributes as a
+hand-over's start, without the API or the store. What the server spends on those starts is what
+Temporal costs Relance's start; the rest of the gap is Relance's own (the API and the store).
+
 Run: `.venv/bin/python -m bench.intake --invoices 300`.
 """
 
@@ -23,6 +28,8 @@ from typing import Any
 
 import httpx
 
+from api.schemas import InvoiceCreate
+from api.services.invoices import facts_of
 from bench.bare import TASK_QUEUE as BARE_QUEUE
 from bench.bare import BareInput, BareWorkflow
 from bench.harness import (
@@ -35,6 +42,8 @@ from bench.harness import (
     progress,
     row,
 )
+from domain.playbook import load_playbook_named
+from workflows.client import start_invoice
 
 CONCURRENCY = 8
 
@@ -114,6 +123,33 @@ async def raw_starts(bench: Bench, count: int, label: str) -> int:
     return stamp
 
 
+async def same_starts(bench: Bench, count: int, per_debtor: int) -> None:
+    """Start `count` invoice workflows as a hand-over does (input, search attributes), with
+    neither the API nor the store: Temporal's part of Relance's start."""
+    playbook = load_playbook_named("default")
+    settings = bench.settings
+    facts = [
+        facts_of(InvoiceCreate.model_validate(invoice_body("T", i, per_debtor)))
+        for i in range(count)
+    ]
+    await gather_limited(
+        [
+            partial(
+                start_invoice,
+                bench.client,
+                f,
+                playbook,
+                task_queue=settings.task_queue,
+                day_seconds=settings.day_seconds,
+                notify_backoffice=False,
+            )
+            for f in facts
+        ],
+        CONCURRENCY,
+        label="same starts",
+    )
+
+
 async def run(invoices: int, per_debtor: int, batch: int) -> None:
     before = load()
     async with bench_stack(86400.0) as bench:
@@ -137,6 +173,10 @@ async def run(invoices: int, per_debtor: int, batch: int) -> None:
         window = CpuWindow({"client": os.getpid(), "server": bench.server_pid}).start()
         await raw_starts(bench, invoices, "raw starts")
         raw = Measured(invoices, window.stop())
+        progress(f"the invoice workflow's own start: {invoices} starts, {CONCURRENCY} at a time")
+        window = CpuWindow({"client": os.getpid(), "server": bench.server_pid}).start()
+        await same_starts(bench, invoices, per_debtor)
+        same = Measured(invoices, window.stop())
     header(
         "Intake: hand-overs through the API against raw start_workflow",
         [
@@ -173,6 +213,23 @@ async def run(invoices: int, per_debtor: int, batch: int) -> None:
         "server CPU per invoice, batch",
         batched.cpu_ms("server"),
         raw.cpu_ms("server"),
+        "ms",
+        better="low",
+    )
+    # The same start as a hand-over's (input, search attributes): what is left is the API's.
+    row("single vs same start (invoices/s)", single.rate, same.rate)
+    row("batch vs same start (invoices/s)", batched.rate, same.rate)
+    row(
+        "server CPU, batch, same start",
+        batched.cpu_ms("server"),
+        same.cpu_ms("server"),
+        "ms",
+        better="low",
+    )
+    row(
+        "client CPU, batch, same start",
+        batched.cpu_ms("api"),
+        same.cpu_ms("client"),
         "ms",
         better="low",
     )

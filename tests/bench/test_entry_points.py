@@ -22,13 +22,17 @@ RUNS = {
     "intake": ["--invoices", "4", "--batch", "2"],
     "payments": ["--open", "4", "--payments", "2"],
     "deliver": ["--messages", "10"],
-    "handover": ["--invoices", "2"],
+    "handover": ["--invoices", "4", "--batch", "2", "--per-debtor", "2"],
 }
 EXPECTED_ROWS = {
     "lifecycle": {"lifecycles/s (wall)", "worker CPU per lifecycle (ms)"},
     "sendlag": {"p50 lag (ms)", "p99 lag (ms)"},
     "history": {"history events", "workflow executions", "activity tasks"},
-    "intake": {"POST /v1/invoices (invoices/s)", ":batch (invoices/s)"},
+    "intake": {
+        "POST /v1/invoices (invoices/s)",
+        ":batch (invoices/s)",
+        "batch vs same start (invoices/s)",
+    },
     "payments": {"p50 latency (ms)", "p99 latency (ms)"},
     "deliver": {"CPU per message (ms)"},
     "handover": {"CPU per hand-over (ms)"},
