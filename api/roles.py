@@ -118,7 +118,9 @@ PUBLIC: frozenset[Operation] = frozenset(
 )
 
 
-@functools.cache
+# Bounded: the key is a route's template, but `api.deps.authorize` falls back to the URL's path
+# for a route without one, and URLs are the caller's to choose.
+@functools.lru_cache(maxsize=1024)
 def allowed_roles(operation: Operation) -> tuple[Role, ...] | None:
     """The roles that may call `operation`, in the enum's order; None if it has no rule."""
     rule = RULES.get(operation)

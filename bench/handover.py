@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 from typing import Any
 
 import httpx
 
 from api.app import create_app
-from bench.bare import TASK_QUEUE as BARE_QUEUE
-from bench.bare import BareInput, BareWorkflow
 from bench.harness import Cost, bench_stack, header, load, profiled, progress, row
-from bench.intake import invoice_body, post_batches
+from bench.intake import invoice_body, post_batches, raw_starts
 
 
 async def relance(
@@ -60,15 +57,8 @@ async def run(count: int, per_debtor: int, batch: int, profile: bool) -> None:
             bodies = [invoice_body("H", i, per_debtor) for i in range(count)]
             cost = await relance(http, bodies, batch, profile)
         progress(f"{count} raw starts, one at a time")
-        stamp = time.time_ns()
         started = Cost.now()
-        for i in range(count):
-            await bench.client.start_workflow(
-                BareWorkflow.run,
-                BareInput(activities=1, wait_for_update=True),
-                id=f"bare-{stamp}-{i}",
-                task_queue=BARE_QUEUE,
-            )
+        await raw_starts(bench, count, "raw starts", at_once=1)
         raw = Cost.now() - started
     per = 1000 / count
     header(

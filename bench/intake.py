@@ -103,8 +103,9 @@ async def _singles(http: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> Non
     await gather_limited([partial(post, b) for b in bodies], CONCURRENCY, label="POST /v1/invoices")
 
 
-async def raw_starts(bench: Bench, count: int, label: str) -> int:
-    """Start `count` bare workflows waiting for an Update (ids `bare-<stamp>-<i>`); the stamp."""
+async def raw_starts(bench: Bench, count: int, label: str, *, at_once: int = CONCURRENCY) -> int:
+    """Start `count` bare workflows waiting for an Update (ids `bare-<stamp>-<i>`), `at_once`
+    at a time; the stamp."""
     stamp = time.time_ns()
     await gather_limited(
         [
@@ -117,7 +118,7 @@ async def raw_starts(bench: Bench, count: int, label: str) -> int:
             )
             for i in range(count)
         ],
-        CONCURRENCY,
+        at_once,
         label=label,
     )
     return stamp
